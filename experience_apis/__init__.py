@@ -1,0 +1,1 @@
+"""experience_apis: what planners and finance dashboards need, shaped for them."""

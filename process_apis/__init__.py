@@ -1,0 +1,1 @@
+"""process_apis: the cross-system finance flows, with their controls."""

@@ -1,0 +1,38 @@
+"""The process layer's app: ``create_app`` is what ``finsync serve process`` runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from process_apis.clients.system import SystemClient
+from process_apis.flows.controller import FlowsController
+from process_apis.status import get_system_health
+from shared.service import LayerBelow, create_service
+from shared.settings import load_settings
+
+if TYPE_CHECKING:
+    import httpx
+    from litestar import Litestar
+
+    from shared.settings import Settings
+
+__all__ = ("create_app",)
+
+
+def create_app(
+    settings: Settings | None = None, system_transport: httpx.AsyncBaseTransport | None = None
+) -> Litestar:
+    """Build process_apis; settings are loaded from the environment only when none are passed.
+
+    Args:
+        settings: Decoded settings.
+        system_transport: Transport to the system layer; real HTTP unless a test passes one.
+    """
+    return create_service(
+        name="process",
+        title="finsync process APIs",
+        description="Cross-system finance flows, with validation, idempotency, audit and reconciliation.",
+        settings=settings or load_settings(),
+        route_handlers=[FlowsController, get_system_health],
+        below=LayerBelow("system", SystemClient, system_transport),
+    )

@@ -1,0 +1,1 @@
+"""Clients for the layer below (system_apis), written against its committed OpenAPI spec."""

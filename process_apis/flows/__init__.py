@@ -1,0 +1,1 @@
+"""The finance flows, one package per flow."""

@@ -1,0 +1,123 @@
+"""The ``finsync`` command: ``serve``, ``up`` and ``openapi``.
+
+Nothing here imports a layer at import time; layers are named by import string
+(:mod:`shared.layers`), which is also what the ASGI server needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from shared.errors import SettingsError
+from shared.layers import LAYERS
+from shared.settings import load_settings
+
+__all__ = ("main",)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from granian import Granian  # noqa: PLC0415 - heavy import, only for this command
+    from granian.constants import Interfaces  # noqa: PLC0415
+    from granian.log import LogLevels  # noqa: PLC0415
+
+    from shared.redis import EmbeddedRedis  # noqa: PLC0415
+
+    settings = load_settings()
+    host = args.host or settings.host
+    port = args.port if args.port is not None else getattr(settings.ports, args.layer)
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url is None:
+        # One Redis per data dir: reuse a running one, else start it and own it.
+        embedded = EmbeddedRedis(Path(settings.data_dir).resolve())
+        if not embedded.start():
+            embedded = None
+        os.environ["FINSYNC_REDIS_URL"] = EmbeddedRedis(Path(settings.data_dir).resolve()).url
+    if args.workers > 1:
+        # prometheus_client chooses its value store at import, in each worker: set this first.
+        metrics_dir = Path(settings.data_dir).resolve() / "metrics" / args.layer
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    server = Granian(
+        LAYERS[args.layer],
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        factory=True,
+        log_access=False,
+        log_level=LogLevels.warning,
+    )
+    try:
+        server.serve()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _up(_args: argparse.Namespace) -> int:
+    from shared.stack import run_stack  # noqa: PLC0415
+
+    return run_stack(load_settings())
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from shared.openapi import write_or_check  # noqa: PLC0415
+
+    problems = write_or_check(Path(args.dir), check=args.check)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(
+            f"finsync openapi: {len(problems)} spec(s) in {args.dir} differ from the code; "
+            "run 'finsync openapi' and commit the result",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"openapi specs {'match the code' if args.check else 'written'} in {args.dir}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="finsync", description="Controlled finance-platform sync gateway.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run one layer as its own server process")
+    serve.add_argument("layer", choices=list(LAYERS))
+    serve.add_argument("--host", help="interface to bind (default: FINSYNC_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: the layer's port in the port table)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(run=_serve)
+
+    up = commands.add_parser("up", help="run the local stack: Redis and every layer, until Ctrl-C")
+    up.set_defaults(run=_up)
+
+    openapi = commands.add_parser("openapi", help="write openapi/*.json from the code, or check them")
+    openapi.add_argument(
+        "--check", action="store_true", help="exit 1 when a committed spec differs from the code"
+    )
+    openapi.add_argument("--dir", default="openapi", help="where the specs live (default: openapi)")
+    openapi.set_defaults(run=_openapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``finsync`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except SettingsError as exc:
+        print(f"finsync: {exc.detail}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

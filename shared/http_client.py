@@ -1,0 +1,149 @@
+"""The one way a layer builds its client for the layer below.
+
+One ``httpx.AsyncClient`` per app, opened in the lifespan, with timeouts,
+retries of transient failures only (connect errors, timeouts, 429, 502, 503,
+504; never a POST without an idempotency key), exponential backoff with full
+jitter that honours ``Retry-After``, and the caller's ``traceparent`` on every
+call. :class:`LayerClient` turns transport and contract failures into the
+``Upstream*`` errors of :mod:`shared.errors`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal, TypeVar
+
+import httpx
+import msgspec
+from httpx_retries import Retry, RetryTransport
+
+from shared import errors
+from shared.observability.context import current_trace
+
+__all__ = ("LayerClient", "Probe", "create_http_client", "probe")
+
+T = TypeVar("T")
+
+_RETRY_STATUSES = (429, 502, 503, 504)
+_RETRY_METHODS = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
+
+
+async def _propagate_trace(request: httpx.Request) -> None:
+    trace = current_trace()
+    if trace is not None:
+        request.headers["traceparent"] = trace.traceparent
+
+
+def create_http_client(
+    base_url: str,
+    *,
+    service: str,
+    timeout: float,
+    retries: int,
+    backoff_factor: float,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """Build the client a layer uses for the layer below it.
+
+    Args:
+        base_url: Root URL of the layer below.
+        service: Name of the calling service, sent in ``User-Agent``.
+        timeout: Seconds for each of connect, read, write and pool.
+        retries: How many times a transient failure is retried.
+        backoff_factor: Base of the exponential backoff, in seconds.
+        transport: The seam for tests (an ``ASGITransport``); a pooled HTTP transport by default.
+    """
+    retry = Retry(
+        total=retries,
+        backoff_factor=backoff_factor,
+        backoff_jitter=1.0,
+        status_forcelist=_RETRY_STATUSES,
+        allowed_methods=_RETRY_METHODS,
+        respect_retry_after_header=True,
+        max_backoff_wait=30.0,
+    )
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(timeout),
+        transport=RetryTransport(transport or httpx.AsyncHTTPTransport(), retry=retry),
+        headers={"user-agent": f"finsync-{service}", "accept": "application/json"},
+        event_hooks={"request": [_propagate_trace]},
+    )
+
+
+class LayerClient:
+    """Base of the typed clients for a layer below: decoding and error translation in one place."""
+
+    layer: str = "layer below"
+    """Name used in error messages."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def get(self, path: str, type_: type[T], params: dict[str, Any] | None = None) -> T:
+        """GET ``path`` and decode a 2xx JSON body as ``type_``.
+
+        Raises:
+            UpstreamTimeoutError: no answer in time.
+            UpstreamUnavailableError: unreachable, or a 5xx answer.
+            UpstreamRejectedError: a 4xx answer.
+            UpstreamContractError: a body that does not match the contract.
+        """
+        try:
+            response = await self.http.get(path, params=params)
+        except httpx.TimeoutException as exc:
+            raise errors.UpstreamTimeoutError(f"{self.layer} did not answer GET {path} in time") from exc
+        except httpx.TransportError as exc:
+            raise errors.UpstreamUnavailableError(
+                f"{self.layer} is unreachable: {type(exc).__name__}"
+            ) from exc
+        if response.status_code >= 500:
+            raise errors.UpstreamUnavailableError(
+                f"{self.layer} answered {response.status_code} to GET {path}",
+                upstream_status=response.status_code,
+            )
+        if response.status_code >= 400:
+            raise errors.UpstreamRejectedError(
+                f"{self.layer} answered {response.status_code} to GET {path}",
+                upstream_status=response.status_code,
+            )
+        try:
+            return msgspec.json.decode(response.content, type=type_)
+        except msgspec.DecodeError as exc:
+            raise errors.UpstreamContractError(
+                f"{self.layer} answered GET {path} off contract: {exc}"
+            ) from exc
+
+    async def probe(self, path: str) -> Probe:
+        """GET a health path of the layer below and report what happened; never raises."""
+        return await probe(self.http, path)
+
+
+async def probe(client: httpx.AsyncClient, url: str, timeout: float | None = None) -> Probe:
+    """GET ``url`` once: a 2xx is ``up``, any other answer or failure ``down``. Never raises."""
+    started = time.perf_counter()
+    try:
+        response = await (client.get(url) if timeout is None else client.get(url, timeout=timeout))
+    except httpx.TimeoutException:
+        return Probe(status="down", latency_ms=_ms_since(started), detail="no answer in time")
+    except httpx.HTTPError as exc:
+        return Probe(
+            status="down", latency_ms=_ms_since(started), detail=f"unreachable: {type(exc).__name__}"
+        )
+    status: Literal["up", "down"] = "up" if response.is_success else "down"
+    return Probe(status=status, latency_ms=_ms_since(started), detail=f"HTTP {response.status_code}")
+
+
+class Probe(msgspec.Struct, kw_only=True):
+    """Outcome of one health probe of a layer or system."""
+
+    status: Literal["up", "down"]
+    """``up`` on a 2xx answer."""
+    latency_ms: float
+    """Time to the answer, or to the failure."""
+    detail: str
+    """What was seen, such as ``HTTP 503`` or ``unreachable: ConnectError``."""
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,1 @@
+"""Request ids, W3C trace context, JSON logs and Prometheus metrics."""

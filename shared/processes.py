@@ -1,0 +1,22 @@
+"""Child processes that cannot outlive the process that started them."""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import sys
+
+__all__ = ("die_with_parent",)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for ``Popen``: the kernel sends the child SIGTERM when its parent dies.
+
+    Signal handlers cover Ctrl-C and SIGTERM; this covers the owner being killed
+    with SIGKILL, which no handler sees. Linux only; elsewhere a no-op.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -1,0 +1,188 @@
+"""The service factory: every layer's app is built here, the same way.
+
+A layer passes its name, its routes, its readiness checks and any resources it
+opens for its lifetime (such as the client for the layer below). The factory
+adds what every service shares: settings on ``app.state``, the Redis client,
+problem details, health, metrics, the OpenAPI spec at ``/schema`` and the
+observability middleware.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+
+from shared.errors import UnsupportedMediaTypeError
+from shared.health import HealthController, ReadinessCheck
+from shared.http_client import LayerClient, create_http_client
+from shared.observability.logging import configure_logging
+from shared.observability.metrics import HttpMetrics, metrics_endpoint
+from shared.observability.middleware import ObservabilityMiddleware
+from shared.problems import problem_page, problems_plugin
+from shared.redis import EmbeddedRedis, open_redis
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Sequence
+    from contextlib import AbstractAsyncContextManager
+
+    import httpx
+    from litestar.connection import ASGIConnection
+    from litestar.handlers import BaseRouteHandler
+    from litestar.types import ControllerRouterHandler
+
+    from shared.settings import LayerName, Settings
+
+__all__ = ("VERSION", "LayerBelow", "create_service", "redis_check")
+
+VERSION = "0.1.0"
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_JSON_TYPES = ("application/json",)
+
+
+async def redis_check(state: Any) -> None:
+    """Readiness: Redis answers PING."""
+    await state.redis.ping()
+
+
+def require_json_body(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard: an operation that takes a JSON body refuses other media types with 415."""
+    if connection.scope.get("method") not in _BODY_METHODS:
+        return
+    if "data" not in handler.parsed_fn_signature.parameters:
+        return
+    media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type in _JSON_TYPES or media_type.endswith("+json"):
+        return
+    raise UnsupportedMediaTypeError(
+        f"this operation takes application/json, not {media_type or 'a body without Content-Type'}",
+        accepted=list(_JSON_TYPES),
+    )
+
+
+@asynccontextmanager
+async def _redis_lifespan(app: Litestar) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    embedded: EmbeddedRedis | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(Path(settings.data_dir))
+        embedded.start()
+        url = embedded.url
+    app.state.redis = open_redis(url)
+    try:
+        yield
+    finally:
+        await app.state.redis.aclose()
+        if embedded is not None:
+            embedded.stop()
+
+
+@dataclass(frozen=True)
+class LayerBelow:
+    """The layer a service calls, and the typed client it calls it with."""
+
+    layer: LayerName
+    """Which layer: its base URL comes from the settings."""
+    client: type[LayerClient]
+    """Typed client class, built over the one shared ``httpx.AsyncClient``."""
+    transport: httpx.AsyncBaseTransport | None = None
+    """Test seam: an ``ASGITransport`` to an in-process app; real HTTP when ``None``."""
+
+
+@asynccontextmanager
+async def _below_lifespan(app: Litestar, below: LayerBelow) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with create_http_client(
+        settings.below_url(below.layer),
+        service=app.state.service,
+        timeout=settings.client.timeout,
+        retries=settings.client.retries,
+        backoff_factor=settings.client.backoff_factor,
+        transport=below.transport,
+    ) as http:
+        app.state.below = below.client(http)
+        yield
+
+
+def create_service(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    settings: Settings,
+    route_handlers: Sequence[ControllerRouterHandler],
+    below: LayerBelow | None = None,
+    resources: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
+    readiness: dict[str, ReadinessCheck] | None = None,
+    state: dict[str, Any] | None = None,
+) -> Litestar:
+    """Build one layer's Litestar app.
+
+    Args:
+        name: Service name (``system``, ``process``, ``experience``); tags logs and metrics.
+        title: OpenAPI title.
+        description: OpenAPI description.
+        settings: Decoded settings; nothing is read from the environment here.
+        route_handlers: The layer's own controllers and handlers.
+        below: The layer this one calls; its client is kept on ``app.state.below``.
+        resources: Async context managers opened after Redis, closed before it, in order.
+        readiness: Extra readiness checks, by name; Redis is always checked.
+        state: Extra values for ``app.state``.
+    """
+    metrics = HttpMetrics(name) if settings.metrics.enabled else None
+    handlers: list[ControllerRouterHandler] = [HealthController, problem_page, *route_handlers]
+    if metrics is not None:
+        handlers.append(metrics_endpoint)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        configure_logging(name, settings.log.level)
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(_redis_lifespan(app))
+            if below is not None:
+                await stack.enter_async_context(_below_lifespan(app, below))
+            for resource in resources:
+                await stack.enter_async_context(resource(app))
+            yield
+
+    app = Litestar(
+        route_handlers=handlers,
+        lifespan=[lifespan],
+        guards=[require_json_body],
+        plugins=[problems_plugin()],
+        openapi_config=OpenAPIConfig(
+            title=title,
+            version=VERSION,
+            description=description,
+            path="/schema",
+            use_handler_docstrings=True,
+            render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin()],
+        ),
+        request_max_body_size=settings.http.max_body_size,
+        logging_config=None,  # configure_logging owns the root logger: one JSON format
+        debug=False,
+    )
+    app.state.service = name
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.readiness_checks = {"redis": redis_check, **(readiness or {})}
+    for key, value in (state or {}).items():
+        setattr(app.state, key, value)
+    # Wrap the whole ASGI handler, as Litestar's own OpenTelemetry plugin does, so
+    # routing answers (404, 405) are traced, counted and logged like any other.
+    app.asgi_handler = ObservabilityMiddleware(
+        app.asgi_handler,
+        service=name,
+        metrics=metrics,
+        access_log=settings.log.access,
+        max_body_size=settings.http.max_body_size,
+    )
+    return app

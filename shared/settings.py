@@ -1,0 +1,217 @@
+"""Settings: msgspec Structs decoded from ``FINSYNC_*`` environment variables and a TOML file.
+
+Environment variables use the ``FINSYNC_`` prefix and ``__`` for nesting
+(``FINSYNC_LOG__LEVEL=DEBUG`` sets ``log.level``). Structured settings (sources,
+clients, tiers, schedules) live in the TOML file named by ``FINSYNC_CONFIG``.
+Environment values override the file. Every Struct forbids unknown fields, so a
+misspelt key stops start-up with a message that names it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from shared.errors import SettingsError
+
+__all__ = (
+    "ClientSettings",
+    "HttpSettings",
+    "HttpSourceConfig",
+    "LogSettings",
+    "MetricsSettings",
+    "PortSettings",
+    "Settings",
+    "SourceConfig",
+    "load_settings",
+)
+
+ENV_PREFIX = "FINSYNC_"
+ENV_NESTING = "__"
+
+Port = Annotated[int, Meta(ge=0, le=65535)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+LayerName = Literal["auth", "system", "process", "experience"]
+
+
+class _Base(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base for every settings Struct.
+
+    ``kw_only`` so field order never matters, ``forbid_unknown_fields`` so a typo
+    fails loudly.
+    """
+
+
+class PortSettings(_Base):
+    """Loopback ports of the local stack (DESIGN.md, "Local ports")."""
+
+    auth: Port = 8100
+    """Built-in authorization server."""
+    system: Port = 8101
+    """system_apis."""
+    process: Port = 8102
+    """process_apis."""
+    experience: Port = 8103
+    """experience_apis."""
+
+
+class LogSettings(_Base):
+    """Structured logging."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Root log level."""
+    access: bool = True
+    """Write one JSON line per request (method, route, status, duration, trace id)."""
+
+
+class MetricsSettings(_Base):
+    """Prometheus metrics."""
+
+    enabled: bool = True
+    """Serve ``GET /metrics`` and record request metrics."""
+
+
+class HttpSettings(_Base):
+    """Inbound HTTP limits."""
+
+    max_body_size: Annotated[int, Meta(gt=0)] = 10 * 1024 * 1024
+    """Largest accepted request body, in bytes; larger bodies get 413."""
+
+
+class ClientSettings(_Base):
+    """The client each layer uses to call the layer below."""
+
+    timeout: PositiveFloat = 5.0
+    """Seconds for connect, read and write, each."""
+    retries: Annotated[int, Meta(ge=0, le=10)] = 2
+    """Retries of a transient failure (connect error, timeout, 429, 502, 503, 504)."""
+    backoff_factor: Annotated[float, Meta(ge=0)] = 0.1
+    """Base of the exponential backoff, in seconds; full jitter is applied."""
+
+
+class HttpSourceConfig(_Base, tag="http", tag_field="kind"):
+    """A generic source watched over HTTP: a base URL and a health path."""
+
+    base_url: str
+    """Where the system answers, e.g. ``http://127.0.0.1:9000``."""
+    health_path: str = "/"
+    """Path answered with a 2xx when the system is healthy."""
+    timeout: PositiveFloat = 2.0
+    """Seconds before the health probe counts the source as down."""
+    description: str = ""
+    """Free text shown in listings."""
+
+
+SourceConfig = HttpSourceConfig
+"""Union of every source kind; later connector kinds join it as tagged Structs."""
+
+
+class Settings(_Base):
+    """Everything a finsync process can be configured with."""
+
+    config: str | None = None
+    """Path of the TOML file (``FINSYNC_CONFIG``)."""
+    data_dir: str = ".finsync"
+    """Where embedded state lives: Redis socket and append-only file, logs, metrics."""
+    redis_url: str | None = None
+    """Any Redis URL. Unset: the stack starts an embedded Redis in ``data_dir``."""
+    host: str = "127.0.0.1"
+    """Interface the services bind to."""
+    ports: PortSettings = msgspec.field(default_factory=PortSettings)
+    """Service ports."""
+    system_url: str | None = None
+    """Base URL of system_apis, used by process_apis. Default: ``http://{host}:{ports.system}``."""
+    process_url: str | None = None
+    """Base URL of process_apis, used by experience_apis. Default: ``http://{host}:{ports.process}``."""
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+    """Logging."""
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    """Metrics."""
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    """Inbound HTTP limits."""
+    client: ClientSettings = msgspec.field(default_factory=ClientSettings)
+    """Outbound client to the layer below."""
+    sources: dict[Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]{0,62}$")], SourceConfig] = msgspec.field(
+        default_factory=dict
+    )
+    """Source systems, by id (TOML only: ids such as ``erp-us`` are not environment names)."""
+
+    def below_url(self, layer: LayerName) -> str:
+        """Base URL of ``layer``, from its explicit setting or the local port table."""
+        explicit = {"system": self.system_url, "process": self.process_url}.get(layer)
+        return explicit or f"http://{self.host}:{getattr(self.ports, layer)}"
+
+
+def _env_tree(environ: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Nest ``FINSYNC_A__B=v`` into ``{"a": {"b": "v"}}``; also return dotted key -> variable name."""
+    tree: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split(ENV_NESTING)
+        node = tree
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SettingsError(f"{name}: '{part}' is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+        origins[".".join(parts)] = name
+    return tree, origins
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+_PATH = re.compile(r"at `\$(?P<path>[^`]*)`")
+_UNKNOWN = re.compile(r"unknown field `(?P<field>[^`]+)`")
+
+
+def _dotted_key(message: str) -> str:
+    """Turn msgspec's ``... at `$.log.level``` into ``log.level``."""
+    match = _PATH.search(message)
+    path = match["path"] if match else ""
+    parts = [p for p in re.split(r"\.|\[|\]", path) if p and not p.isdigit()]
+    parts = [p.strip("'\"") for p in parts]
+    if unknown := _UNKNOWN.search(message):
+        parts.append(unknown["field"])
+    return ".".join(parts)
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Decode settings from the environment and the TOML file it names.
+
+    Raises:
+        SettingsError: a key is unknown, a value has the wrong type, or the file is unreadable.
+    """
+    env = dict(os.environ if environ is None else environ)
+    env_tree, origins = _env_tree(env)
+    file_tree: dict[str, Any] = {}
+    config_path = env_tree.get("config")
+    if config_path:
+        try:
+            file_tree = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"FINSYNC_CONFIG: cannot read {config_path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"FINSYNC_CONFIG: {config_path} is not valid TOML: {exc}") from exc
+    try:
+        return msgspec.convert(_merge(file_tree, env_tree), Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        key = _dotted_key(str(exc))
+        origin = origins.get(key) or (f"{config_path}" if config_path else "settings")
+        raise SettingsError(f"invalid setting '{key}' (from {origin}): {exc}", key=key) from exc

@@ -1,0 +1,1 @@
+"""system_apis: one connector per source system, all behind the canonical finance model."""

@@ -1,0 +1,43 @@
+"""The system layer's app: ``create_app`` is what ``finsync serve system`` runs."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import httpx
+
+from shared.service import create_service
+from shared.settings import load_settings
+from system_apis.sources.controller import SourcesController
+from system_apis.sources.health import SourceRegistry
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from litestar import Litestar
+
+    from shared.settings import Settings
+
+__all__ = ("create_app",)
+
+
+@asynccontextmanager
+async def _sources(app: Litestar) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    # Probes are never retried: a source that fails its probe is reported down, as it is.
+    async with httpx.AsyncClient(follow_redirects=False) as client:
+        app.state.sources = SourceRegistry(settings.sources, client)
+        yield
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build system_apis; settings are loaded from the environment only when none are passed."""
+    return create_service(
+        name="system",
+        title="finsync system APIs",
+        description="One connector per source system, behind the canonical finance model.",
+        settings=settings or load_settings(),
+        route_handlers=[SourcesController],
+        resources=[_sources],
+    )

@@ -1,0 +1,1 @@
+"""The sources declared in configuration, with their live health."""
