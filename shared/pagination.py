@@ -59,7 +59,7 @@ def decode_cursor(cursor: str) -> str:
         BadRequestError: the cursor was not made by :func:`encode_cursor`.
     """
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise BadRequestError("cursor is not valid; pass a next_cursor unchanged", field="cursor") from exc
 

