@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 from litestar import get
 
-from experience_apis.clients.process import FlowSummary, ProcessClient, SourceStatus
+from experience_apis.clients.process import Flow, ProcessClient, SourceStatus
 from shared.errors import UpstreamError
 from shared.problems import problem_responses
 
@@ -45,7 +45,7 @@ class Overview(msgspec.Struct, kw_only=True):
     """Health of the process and system layers."""
     sources: list[SourceStatus]
     """Source systems and their health, as the system layer reports them."""
-    flows: list[FlowSummary]
+    flows: list[Flow]
     """Flows the process layer offers."""
 
 

@@ -14,7 +14,7 @@ from shared.problems import problem_responses
 if TYPE_CHECKING:
     from litestar.datastructures import State
 
-    from process_apis.clients.system import SourceSummary, SystemClient
+    from process_apis.clients.system import Source, SystemClient
 
 __all__ = ("SourceStatus", "SystemHealth", "get_system_health")
 
@@ -43,7 +43,7 @@ class SystemHealth(msgspec.Struct, kw_only=True):
     """The system layer's sources; null when they could not be listed."""
 
 
-def _status(source: SourceSummary) -> SourceStatus:
+def _status(source: Source) -> SourceStatus:
     return SourceStatus(
         id=source.id, kind=source.kind, status=source.health.status, detail=source.health.detail
     )

@@ -19,6 +19,7 @@ from httpx_retries import Retry, RetryTransport
 
 from shared import errors
 from shared.observability.context import current_trace
+from shared.pagination import Page
 
 __all__ = ("LayerClient", "Probe", "create_http_client", "probe")
 
@@ -76,6 +77,8 @@ class LayerClient:
 
     layer: str = "layer below"
     """Name used in error messages."""
+    page_size: int = 500
+    """Items asked for per page of a list (the lists' documented maximum)."""
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
@@ -113,6 +116,26 @@ class LayerClient:
             raise errors.UpstreamContractError(
                 f"{self.layer} answered GET {path} off contract: {exc}"
             ) from exc
+
+    async def get_every_page(self, path: str, page_type: type[Page[T]]) -> list[T]:
+        """Follow ``next_cursor`` through every page of a list.
+
+        Raises:
+            UpstreamContractError: a page hands back the cursor that fetched it.
+        """
+        items: list[T] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": self.page_size}
+            if cursor is not None:
+                params["cursor"] = cursor
+            page = await self.get(path, page_type, params=params)
+            items.extend(page.items)
+            if page.next_cursor is None:
+                return items
+            if page.next_cursor == cursor:
+                raise errors.UpstreamContractError(f"{self.layer} repeated the cursor of {path}")
+            cursor = page.next_cursor
 
     async def probe(self, path: str) -> Probe:
         """GET a health path of the layer below and report what happened; never raises."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Annotated, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar.params import Parameter
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ("CursorParam", "LimitParam", "Page", "decode_cursor", "encode_cursor", "paginate")
 
 T = TypeVar("T")
+P = TypeVar("P", bound="Page[Any]")
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
@@ -64,12 +65,18 @@ def decode_cursor(cursor: str) -> str:
         raise BadRequestError("cursor is not valid; pass a next_cursor unchanged", field="cursor") from exc
 
 
-def paginate(items: Sequence[T], key: Callable[[T], str], limit: int, cursor: str | None) -> Page[T]:
-    """Page through ``items`` sorted by the unique string ``key``."""
+def paginate(
+    items: Sequence[T], key: Callable[[T], str], limit: int, cursor: str | None, page_type: type[P]
+) -> P:
+    """Page through ``items`` sorted by the unique string ``key``.
+
+    ``page_type`` is the list's own subclass of :class:`Page` (``SourcePage``), so
+    each list has a named schema in the OpenAPI spec.
+    """
     ordered = sorted(items, key=key)
     if cursor is not None:
         after = decode_cursor(cursor)
         ordered = [item for item in ordered if key(item) > after]
     page = ordered[:limit]
     next_cursor = encode_cursor(key(page[-1])) if len(ordered) > limit else None
-    return Page(items=page, next_cursor=next_cursor)
+    return page_type(items=page, next_cursor=next_cursor)

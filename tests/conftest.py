@@ -84,7 +84,8 @@ def start_stack(
         )
     urls = {layer: f"http://127.0.0.1:{port}" for layer, port in ports.items()}
     started = wait_until(lambda: b"Press Ctrl-C" in output.read_bytes() or process.poll() is not None, 90)
-    assert started and process.poll() is None, output.read_text()
+    assert started, output.read_text()
+    assert process.poll() is None, output.read_text()
     assert all(ready(url) for url in urls.values())
     return process, urls, output
 

@@ -11,13 +11,12 @@ from typing import Literal
 import msgspec
 
 from shared.http_client import LayerClient, Probe
+from shared.pagination import Page
 
-__all__ = ("FlowPage", "FlowSummary", "ProcessClient", "SourceStatus", "SystemHealth")
-
-PAGE_SIZE = 500
+__all__ = ("Flow", "FlowPage", "ProcessClient", "SourceStatus", "SystemHealth")
 
 
-class FlowSummary(msgspec.Struct, kw_only=True):
+class Flow(msgspec.Struct, kw_only=True):
     """``Flow`` in the process spec (the fields this layer shows)."""
 
     id: str
@@ -27,11 +26,8 @@ class FlowSummary(msgspec.Struct, kw_only=True):
     status: Literal["available", "planned"]
 
 
-class FlowPage(msgspec.Struct, kw_only=True):
+class FlowPage(Page[Flow], kw_only=True):
     """A page of ``ListFlows``."""
-
-    items: list[FlowSummary]
-    next_cursor: str | None
 
 
 class SourceStatus(msgspec.Struct, kw_only=True):
@@ -66,16 +62,6 @@ class ProcessClient(LayerClient):
         """``GetSystemHealth``: the layer below the process layer, as it sees it."""
         return await self.get("/v1/system-health", SystemHealth)
 
-    async def list_flows(self) -> list[FlowSummary]:
+    async def list_flows(self) -> list[Flow]:
         """``ListFlows``, every page."""
-        flows: list[FlowSummary] = []
-        cursor: str | None = None
-        while True:
-            params: dict[str, str | int] = {"limit": PAGE_SIZE}
-            if cursor is not None:
-                params["cursor"] = cursor
-            page = await self.get("/v1/flows", FlowPage, params=params)
-            flows.extend(page.items)
-            if page.next_cursor is None:
-                return flows
-            cursor = page.next_cursor
+        return await self.get_every_page("/v1/flows", FlowPage)

@@ -13,10 +13,9 @@ from typing import Literal
 import msgspec
 
 from shared.http_client import LayerClient, Probe
+from shared.pagination import Page
 
-__all__ = ("SourceHealth", "SourcePage", "SourceSummary", "SystemClient")
-
-PAGE_SIZE = 500
+__all__ = ("Source", "SourceHealth", "SourcePage", "SystemClient")
 
 
 class SourceHealth(msgspec.Struct, kw_only=True):
@@ -28,7 +27,7 @@ class SourceHealth(msgspec.Struct, kw_only=True):
     detail: str
 
 
-class SourceSummary(msgspec.Struct, kw_only=True):
+class Source(msgspec.Struct, kw_only=True):
     """``Source`` in the system spec."""
 
     id: str
@@ -37,11 +36,8 @@ class SourceSummary(msgspec.Struct, kw_only=True):
     health: SourceHealth
 
 
-class SourcePage(msgspec.Struct, kw_only=True):
+class SourcePage(Page[Source], kw_only=True):
     """A page of ``ListSources``."""
-
-    items: list[SourceSummary]
-    next_cursor: str | None
 
 
 class SystemClient(LayerClient):
@@ -53,16 +49,6 @@ class SystemClient(LayerClient):
         """``GetReadiness``: is the system layer serving with its own dependencies up."""
         return await self.probe("/health/ready")
 
-    async def list_sources(self) -> list[SourceSummary]:
+    async def list_sources(self) -> list[Source]:
         """``ListSources``, every page."""
-        sources: list[SourceSummary] = []
-        cursor: str | None = None
-        while True:
-            params: dict[str, str | int] = {"limit": PAGE_SIZE}
-            if cursor is not None:
-                params["cursor"] = cursor
-            page = await self.get("/v1/sources", SourcePage, params=params)
-            sources.extend(page.items)
-            if page.next_cursor is None:
-                return sources
-            cursor = page.next_cursor
+        return await self.get_every_page("/v1/sources", SourcePage)

@@ -10,7 +10,9 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ("FLOWS", "Flow")
+from shared.pagination import Page
+
+__all__ = ("FLOWS", "Flow", "FlowPage")
 
 
 class Flow(msgspec.Struct, kw_only=True, frozen=True):
@@ -28,6 +30,10 @@ class Flow(msgspec.Struct, kw_only=True, frozen=True):
     """How it is triggered."""
     status: Literal["available", "planned"]
     """``available`` when this deployment can run it."""
+
+
+class FlowPage(Page[Flow], kw_only=True):
+    """A page of flows."""
 
 
 FLOWS: tuple[Flow, ...] = (

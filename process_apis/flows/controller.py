@@ -8,8 +8,8 @@ from litestar import Controller, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, Parameter
 
-from process_apis.flows.catalog import FLOWS, Flow
-from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, paginate
+from process_apis.flows.catalog import FLOWS, Flow, FlowPage
+from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, paginate
 from shared.problems import problem_responses
 
 __all__ = ("FlowsController",)
@@ -36,10 +36,10 @@ class FlowsController(Controller):
         status: Annotated[
             Literal["available", "planned"] | None, Parameter(description="Only flows in this status.")
         ] = None,
-    ) -> Page[Flow]:
+    ) -> FlowPage:
         """Every flow, in id order, with the source kinds it needs and whether it runs yet."""
         flows = [flow for flow in FLOWS if status is None or flow.status == status]
-        return paginate(flows, key=lambda flow: flow.id, limit=limit, cursor=cursor)
+        return paginate(flows, key=lambda flow: flow.id, limit=limit, cursor=cursor, page_type=FlowPage)
 
     @get(
         "/{flow_id:str}",

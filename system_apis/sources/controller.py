@@ -8,9 +8,9 @@ from litestar import Controller, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, Parameter
 
-from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, paginate
+from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, paginate
 from shared.problems import problem_responses
-from system_apis.sources.schemas import Source
+from system_apis.sources.schemas import Source, SourcePage
 
 if TYPE_CHECKING:
     from litestar.datastructures import State
@@ -42,7 +42,7 @@ class SourcesController(Controller):
         status: Annotated[
             Literal["up", "down"] | None, Parameter(description="Only sources in this health status.")
         ] = None,
-    ) -> Page[Source]:
+    ) -> SourcePage:
         """Sources declared in the configuration, in id order, each probed live (results reused for 2 s)."""
         registry: SourceRegistry = state.sources
         ids = [
@@ -53,7 +53,9 @@ class SourcesController(Controller):
         sources = await registry.describe(ids)
         if status is not None:
             sources = [source for source in sources if source.health.status == status]
-        return paginate(sources, key=lambda source: source.id, limit=limit, cursor=cursor)
+        return paginate(
+            sources, key=lambda source: source.id, limit=limit, cursor=cursor, page_type=SourcePage
+        )
 
     @get(
         "/{source_id:str}",

@@ -7,7 +7,9 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ("Source", "SourceHealth")
+from shared.pagination import Page
+
+__all__ = ("Source", "SourceHealth", "SourcePage")
 
 
 class SourceHealth(msgspec.Struct, kw_only=True):
@@ -34,3 +36,7 @@ class Source(msgspec.Struct, kw_only=True):
     """Free text from the configuration."""
     health: SourceHealth
     """Live health."""
+
+
+class SourcePage(Page[Source], kw_only=True):
+    """A page of sources."""

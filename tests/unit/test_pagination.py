@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import BadRequestError
-from shared.pagination import decode_cursor, encode_cursor, paginate
+from shared.pagination import Page, decode_cursor, encode_cursor, paginate
 
 
 def test_pages_cover_every_item_once_in_key_order() -> None:
@@ -12,7 +12,7 @@ def test_pages_cover_every_item_once_in_key_order() -> None:
     cursor = None
     pages = 0
     while True:
-        page = paginate(items, key=str, limit=10, cursor=cursor)
+        page = paginate(items, key=str, limit=10, cursor=cursor, page_type=Page)
         seen.extend(page.items)
         pages += 1
         if page.next_cursor is None:
@@ -23,7 +23,7 @@ def test_pages_cover_every_item_once_in_key_order() -> None:
 
 
 def test_an_exact_last_page_has_no_next_cursor() -> None:
-    assert paginate(["a", "b"], key=str, limit=2, cursor=None).next_cursor is None
+    assert paginate(["a", "b"], key=str, limit=2, cursor=None, page_type=Page).next_cursor is None
 
 
 def test_cursor_round_trips_and_garbage_is_a_bad_request() -> None:
