@@ -7,17 +7,16 @@ import re
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import httpx
 
 from tests.support import free_port, processes_with, ready, wait_until
 
-if TYPE_CHECKING:
-    from pathlib import Path
 
-
-def _serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     environment = {key: value for key, value in os.environ.items() if not key.startswith("FINSYNC_")}
     environment["FINSYNC_DATA_DIR"] = str(tmp_path / "data")
@@ -50,7 +49,10 @@ def test_metrics_add_up_across_workers(tmp_path: Path) -> None:
         )
         assert count is not None, text
         assert float(count.group(1)) == 40
-        assert 'finsync_http_errors_total{method="GET",route="/v1/flows/{flow_id}",service="process",status="404"} 1.0' in text
+        assert (
+            'finsync_http_errors_total{method="GET",route="/v1/flows/{flow_id}",service="process",status="404"} 1.0'
+            in text
+        )
         # Both workers served and wrote samples; the scrape above merged them.
         assert len(list((tmp_path / "data" / "metrics" / "process").glob("histogram_*.db"))) == 2
     finally:
@@ -67,7 +69,7 @@ def test_serve_starts_and_stops_its_own_embedded_redis(tmp_path: Path) -> None:
     assert httpx.get(f"{url}/health/ready", timeout=5).json()["checks"] == {"redis": "up"}
     process.send_signal(signal.SIGINT)
     process.wait(20)
-    assert wait_until(lambda: not os.path.exists(f"/proc/{redis_pid}"), 15)
+    assert wait_until(lambda: not Path(f"/proc/{redis_pid}").exists(), 15)
 
 
 def test_a_wrong_setting_stops_start_up_and_names_the_key(tmp_path: Path) -> None:
