@@ -19,22 +19,21 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
-from shared.errors import UnsupportedMediaTypeError
 from shared.health import HealthController, ReadinessCheck
 from shared.http_client import LayerClient, create_http_client
+from shared.observability.access import AccessLog
 from shared.observability.logging import configure_logging
 from shared.observability.metrics import HttpMetrics, metrics_endpoint
 from shared.observability.middleware import ObservabilityMiddleware
 from shared.problems import problem_page, problems_plugin
 from shared.redis import EmbeddedRedis, open_redis
+from shared.request import FinsyncRequest
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
     from contextlib import AbstractAsyncContextManager
 
     import httpx
-    from litestar.connection import ASGIConnection
-    from litestar.handlers import BaseRouteHandler
     from litestar.types import ControllerRouterHandler
 
     from shared.settings import LayerName, Settings
@@ -43,28 +42,10 @@ __all__ = ("VERSION", "LayerBelow", "create_service", "redis_check")
 
 VERSION = "0.1.0"
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_JSON_TYPES = ("application/json",)
-
 
 async def redis_check(state: Any) -> None:
     """Readiness: Redis answers PING."""
     await state.redis.ping()
-
-
-def require_json_body(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Guard: an operation that takes a JSON body refuses other media types with 415."""
-    if connection.scope.get("method") not in _BODY_METHODS:
-        return
-    if "data" not in handler.parsed_fn_signature.parameters:
-        return
-    media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type in _JSON_TYPES or media_type.endswith("+json"):
-        return
-    raise UnsupportedMediaTypeError(
-        f"this operation takes application/json, not {media_type or 'a body without Content-Type'}",
-        accepted=list(_JSON_TYPES),
-    )
 
 
 @asynccontextmanager
@@ -138,6 +119,7 @@ def create_service(
         state: Extra values for ``app.state``.
     """
     metrics = HttpMetrics(name) if settings.metrics.enabled else None
+    access_log = AccessLog(name) if settings.log.access and settings.log.level in ("DEBUG", "INFO") else None
     handlers: list[ControllerRouterHandler] = [HealthController, problem_page, *route_handlers]
     if metrics is not None:
         handlers.append(metrics_endpoint)
@@ -151,12 +133,16 @@ def create_service(
                 await stack.enter_async_context(_below_lifespan(app, below))
             for resource in resources:
                 await stack.enter_async_context(resource(app))
-            yield
+            try:
+                yield
+            finally:
+                if access_log is not None:
+                    access_log.flush()
 
     app = Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
-        guards=[require_json_body],
+        request_class=FinsyncRequest,
         plugins=[problems_plugin()],
         openapi_config=OpenAPIConfig(
             title=title,
@@ -182,7 +168,7 @@ def create_service(
         app.asgi_handler,
         service=name,
         metrics=metrics,
-        access_log=settings.log.access,
+        access_log=access_log,
         max_body_size=settings.http.max_body_size,
     )
     return app
