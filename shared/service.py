@@ -1,7 +1,7 @@
 """The service factory: every layer's app is built here, the same way.
 
-A layer passes its name, its routes, its readiness checks and any resources it
-opens for its lifetime (such as the client for the layer below). The factory
+A layer passes its name, its routes, the layer it calls, and any resources it
+opens for its lifetime. The factory
 adds what every service shares: settings on ``app.state``, the Redis client,
 problem details, health, metrics, the OpenAPI spec at ``/schema`` and the
 observability middleware.
@@ -19,7 +19,7 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
-from shared.health import HealthController, ReadinessCheck
+from shared.health import HealthController
 from shared.http_client import LayerClient, create_http_client
 from shared.observability.access import AccessLog
 from shared.observability.logging import configure_logging
@@ -102,8 +102,6 @@ def create_service(
     route_handlers: Sequence[ControllerRouterHandler],
     below: LayerBelow | None = None,
     resources: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
-    readiness: dict[str, ReadinessCheck] | None = None,
-    state: dict[str, Any] | None = None,
 ) -> Litestar:
     """Build one layer's Litestar app.
 
@@ -114,9 +112,7 @@ def create_service(
         settings: Decoded settings; nothing is read from the environment here.
         route_handlers: The layer's own controllers and handlers.
         below: The layer this one calls; its client is kept on ``app.state.below``.
-        resources: Async context managers opened after Redis, closed before it, in order.
-        readiness: Extra readiness checks, by name; Redis is always checked.
-        state: Extra values for ``app.state``.
+        resources: Async context managers opened after Redis and the layer below, closed before them.
     """
     metrics = HttpMetrics(name) if settings.metrics.enabled else None
     access_log = AccessLog(name) if settings.log.access and settings.log.level in ("DEBUG", "INFO") else None
@@ -159,14 +155,11 @@ def create_service(
     app.state.service = name
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.readiness_checks = {"redis": redis_check, **(readiness or {})}
-    for key, value in (state or {}).items():
-        setattr(app.state, key, value)
+    app.state.readiness_checks = {"redis": redis_check}
     # Wrap the whole ASGI handler, as Litestar's own OpenTelemetry plugin does, so
     # routing answers (404, 405) are traced, counted and logged like any other.
     app.asgi_handler = ObservabilityMiddleware(
         app.asgi_handler,
-        service=name,
         metrics=metrics,
         access_log=access_log,
         max_body_size=settings.http.max_body_size,

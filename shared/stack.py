@@ -109,6 +109,8 @@ class Stack:
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
+                # Own session: Ctrl-C reaches only the supervisor, which stops the layers top first.
+                start_new_session=True,
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets the parent-death signal
             )
         child = _Child(layer, process, url, log)

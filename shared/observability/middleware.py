@@ -37,13 +37,11 @@ class ObservabilityMiddleware:
         self,
         app: ASGIApp,
         *,
-        service: str,
         metrics: HttpMetrics | None,
         access_log: AccessLog | None,
         max_body_size: int,
     ) -> None:
         self.app = app
-        self.service = service
         self.metrics = metrics
         self.access_log = access_log
         self.max_body_size = max_body_size
