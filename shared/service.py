@@ -102,6 +102,7 @@ def create_service(
     route_handlers: Sequence[ControllerRouterHandler],
     below: LayerBelow | None = None,
     resources: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
+    resource_server: bool = True,
 ) -> Litestar:
     """Build one layer's Litestar app.
 
@@ -113,6 +114,8 @@ def create_service(
         route_handlers: The layer's own controllers and handlers.
         below: The layer this one calls; its client is kept on ``app.state.below``.
         resources: Async context managers opened after Redis and the layer below, closed before them.
+        resource_server: Require bearer tokens (per ``settings.auth``); False only for the
+            authorization server itself, whose endpoints authenticate clients their own way.
     """
     metrics = HttpMetrics(name) if settings.metrics.enabled else None
     access_log = AccessLog(name) if settings.log.access and settings.log.level in ("DEBUG", "INFO") else None

@@ -111,6 +111,100 @@ class HttpSourceConfig(_Base, tag="http", tag_field="kind"):
 SourceConfig = HttpSourceConfig
 """Union of every source kind; later connector kinds join it as tagged Structs."""
 
+Scope = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)?$")]
+Rate = Annotated[str, Meta(pattern=r"^\d+ ?(/|per) ?(\d+ )?(second|minute|hour|day)s?$")]
+"""A rate in the ``limits`` notation, such as ``100/minute`` or ``10 per second``."""
+
+
+class ClientConfig(_Base):
+    """An OAuth client: who it is, how it authenticates, what it may do, how fast."""
+
+    secret_hash: str | None = None
+    """``scrypt$...`` hash of the client secret (``finsync auth hash-secret``); for ``client_secret_*``."""
+    jwks: dict[str, Any] | None = None
+    """Public keys (a JWKS) for ``private_key_jwt`` client authentication."""
+    jwks_file: str | None = None
+    """Path of a JWKS file, instead of ``jwks``."""
+    scopes: list[Scope] = msgspec.field(default_factory=list)
+    """Scopes the client may be granted."""
+    audiences: list[str] = msgspec.field(default_factory=list)
+    """Audiences (services) it may get tokens for; the first is the default."""
+    internal: bool = False
+    """A finsync layer: may name the original caller (``on_behalf_of``) in its tokens."""
+    tier: str = "default"
+    """Rate-limit tier (``tiers.<name>``)."""
+
+
+class AuthSettings(_Base):
+    """This service as an OAuth resource server, and as a client of the layer below."""
+
+    enabled: bool = True
+    """Require a bearer token on every route but health, metrics, the schema and problem pages."""
+    issuer: str = "http://127.0.0.1:8100"
+    """Expected ``iss``; also where the built-in server says it lives."""
+    audience: str | None = None
+    """Expected ``aud``. Default: ``finsync-{service}``, so a token for one layer fails at another."""
+    jwks_url: str | None = None
+    """Where the issuer's keys are. Default: ``{issuer}/jwks.json`` unless ``jwks_file`` is set."""
+    jwks_file: str | None = None
+    """A local JWKS file instead of a URL."""
+    algorithms: list[Literal["RS256", "ES256"]] = msgspec.field(default_factory=lambda: ["RS256", "ES256"])
+    """Allowed token signature algorithms."""
+    leeway: Annotated[int, Meta(ge=0, le=300)] = 30
+    """Seconds of clock skew allowed on ``exp`` and ``nbf``."""
+    jwks_refetch_interval: Annotated[float, Meta(ge=0)] = 30.0
+    """Least seconds between two refetches of the JWKS for an unknown ``kid``."""
+    public_metrics: bool = True
+    """Serve ``/metrics`` without a token."""
+    client_id: str | None = None
+    """This layer's own client, for calling the layer below."""
+    client_secret: str | None = None
+    """Its secret."""
+    token_url: str | None = None
+    """Token endpoint. Default: ``{issuer}/oauth/token``."""
+
+
+class AuthServerSettings(_Base):
+    """The built-in authorization server (``finsync serve auth``)."""
+
+    keys_dir: str | None = None
+    """Signing keys shared by every replica. Default: ``{data_dir}/auth/keys``."""
+    algorithm: Literal["RS256", "ES256"] = "RS256"
+    """Algorithm of newly generated keys."""
+    token_lifetime: Annotated[int, Meta(ge=30, le=86400)] = 300
+    """Seconds an access token lives."""
+
+
+class TierConfig(_Base):
+    """A rate-limit tier."""
+
+    limit: Rate = "600/minute"
+    """Default rate for every route."""
+    routes: dict[str, Rate] = msgspec.field(default_factory=dict)
+    """Per-route rates, keyed ``"METHOD /path/template"``."""
+
+
+class RateLimitSettings(_Base):
+    """Rate limiting with ``limits`` on the shared Redis."""
+
+    enabled: bool = True
+    """Limit every authenticated or anonymous caller."""
+    strategy: Literal["moving-window", "sliding-window-counter"] = "sliding-window-counter"
+    """Window algorithm."""
+    failure_policy: Literal["open", "closed"] = "open"
+    """When Redis is down: let requests through (open) or answer 503 (closed)."""
+    anonymous_tier: str = "anonymous"
+    """Tier of callers without a token, keyed by client IP."""
+
+
+class IdempotencySettings(_Base):
+    """Idempotency-Key handling on effectful writes."""
+
+    retention: Annotated[int, Meta(ge=60)] = 86400
+    """Seconds a completed answer is kept for replay (24 h)."""
+    in_flight_timeout: Annotated[int, Meta(ge=1)] = 60
+    """Seconds an unfinished request holds its key before another may run."""
+
 
 class Settings(_Base):
     """Everything a finsync process can be configured with."""
@@ -141,6 +235,20 @@ class Settings(_Base):
         default_factory=dict
     )
     """Source systems, by id (TOML only: ids such as ``erp-us`` are not environment names)."""
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    """OAuth resource server and layer-below client."""
+    auth_server: AuthServerSettings = msgspec.field(default_factory=AuthServerSettings)
+    """Built-in authorization server."""
+    clients: dict[str, ClientConfig] = msgspec.field(default_factory=dict)
+    """OAuth clients, by client id (TOML)."""
+    tiers: dict[str, TierConfig] = msgspec.field(
+        default_factory=lambda: {"default": TierConfig(), "anonymous": TierConfig(limit="60/minute")}
+    )
+    """Rate-limit tiers, by name (TOML)."""
+    rate_limit: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
+    """Rate limiting."""
+    idempotency: IdempotencySettings = msgspec.field(default_factory=IdempotencySettings)
+    """Idempotency keys."""
 
     def below_url(self, layer: LayerName) -> str:
         """Base URL of ``layer``, from its explicit setting or the local port table."""
@@ -192,7 +300,7 @@ def _dotted_key(message: str) -> str:
     return ".".join(parts)
 
 
-_KEYED_SECTIONS: dict[str, Any] = {"sources": SourceConfig}
+_KEYED_SECTIONS: dict[str, Any] = {"sources": SourceConfig, "clients": ClientConfig, "tiers": TierConfig}
 """Sections that map ids to Structs; msgspec hides dict keys in its error paths, so these are checked entry by entry."""
 
 
