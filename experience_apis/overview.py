@@ -10,6 +10,7 @@ import msgspec
 from litestar import get
 
 from experience_apis.clients.process import Flow, ProcessClient, SourceStatus
+from shared.auth.middleware import AUTH_ERRORS, requires
 from shared.errors import UpstreamError
 from shared.problems import problem_responses
 
@@ -54,7 +55,8 @@ class Overview(msgspec.Struct, kw_only=True):
     operation_id="GetOverview",
     summary="A planner's landing data",
     tags=["overview"],
-    responses=problem_responses(),
+    responses=problem_responses(*AUTH_ERRORS),
+    **requires("workbench:read"),
 )
 async def get_overview(state: State) -> Overview:
     """Always answers 200: a layer that is down shows in ``layers`` rather than failing the page."""

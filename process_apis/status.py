@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 from litestar import get
 
+from shared.auth.middleware import AUTH_ERRORS, requires
 from shared.errors import UpstreamError
 from shared.problems import problem_responses
 
@@ -54,7 +55,8 @@ def _status(source: Source) -> SourceStatus:
     operation_id="GetSystemHealth",
     summary="Health of the system layer and its sources",
     tags=["status"],
-    responses=problem_responses(),
+    responses=problem_responses(*AUTH_ERRORS),
+    **requires("flows:read"),
 )
 async def get_system_health(state: State) -> SystemHealth:
     """Always answers 200: a system layer that is down is reported, not propagated as an error."""

@@ -1,4 +1,4 @@
-"""The ``finsync`` command: ``serve``, ``up`` and ``openapi``.
+"""The ``finsync`` command: ``serve``, ``up``, ``openapi``, ``token`` and ``auth``.
 
 Nothing here imports a layer at import time; layers are named by import string
 (:mod:`shared.layers`), which is also what the ASGI server needs.
@@ -7,13 +7,14 @@ Nothing here imports a layer at import time; layers are named by import string
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import shutil
 import sys
 from pathlib import Path
 
 from shared.errors import SettingsError
-from shared.layers import LAYERS
+from shared.layers import SERVICES
 from shared.settings import load_settings
 
 __all__ = ("main",)
@@ -45,7 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_dir.mkdir(parents=True)
         os.environ[MULTIPROC_ENV] = str(metrics_dir)
     server = Granian(
-        LAYERS[args.layer],
+        SERVICES[args.layer],
         address=host,
         port=port,
         interface=Interfaces.ASGI,
@@ -85,18 +86,86 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    from shared.auth.local import (  # noqa: PLC0415
+        TokenError,
+        fetch_token,
+        local_secrets_path,
+        read_local_secrets,
+        token_url,
+    )
+
+    settings = load_settings()
+    secret = args.client_secret
+    if secret is None:
+        data_dir = Path(settings.data_dir).resolve()
+        secret = read_local_secrets(data_dir).get(args.client_id)
+        if secret is None:
+            print(
+                f"finsync token: no secret for client {args.client_id!r} in {local_secrets_path(data_dir)}; "
+                "run 'finsync up' first (it generates the local clients' secrets), or pass --client-secret",
+                file=sys.stderr,
+            )
+            return 1
+    url = args.url or token_url(settings)
+    try:
+        token = fetch_token(
+            url,
+            args.client_id,
+            secret,
+            scope=args.scope,
+            audience=args.audience,
+            method=args.auth_method,
+        )
+    except TokenError as exc:
+        print(f"finsync token: {url}: {exc}", file=sys.stderr)
+        return 1
+    print(token["access_token"])
+    return 0
+
+
+def _rotate_keys(_args: argparse.Namespace) -> int:
+    from shared.auth.keys import SigningKeys  # noqa: PLC0415
+
+    keys = SigningKeys.from_settings(load_settings())
+    current, previous = keys.rotate()
+    print(f"signing keys in {keys.directory}: current {current}, previous {previous or '(none)'}")
+    return 0
+
+
+def _hash_secret(_args: argparse.Namespace) -> int:
+    from shared.auth.hashing import hash_secret  # noqa: PLC0415
+
+    if sys.stdin.isatty():
+        secret = getpass.getpass("client secret: ")
+        if getpass.getpass("again: ") != secret:
+            print("finsync auth hash-secret: the two entries differ", file=sys.stderr)
+            return 1
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        print("finsync auth hash-secret: empty secret", file=sys.stderr)
+        return 1
+    print(hash_secret(secret))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finsync", description="Controlled finance-platform sync gateway.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run one layer as its own server process")
-    serve.add_argument("layer", choices=list(LAYERS))
+    serve = commands.add_parser(
+        "serve", help="run one layer, or the built-in authorization server (auth), as its own server process"
+    )
+    serve.add_argument("layer", choices=list(SERVICES))
     serve.add_argument("--host", help="interface to bind (default: FINSYNC_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: the layer's port in the port table)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.set_defaults(run=_serve)
 
-    up = commands.add_parser("up", help="run the local stack: Redis and every layer, until Ctrl-C")
+    up = commands.add_parser(
+        "up", help="run the local stack: Redis, the authorization server and every layer, until Ctrl-C"
+    )
     up.set_defaults(run=_up)
 
     openapi = commands.add_parser("openapi", help="write openapi/*.json from the code, or check them")
@@ -105,6 +174,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     openapi.add_argument("--dir", default="openapi", help="where the specs live (default: openapi)")
     openapi.set_defaults(run=_openapi)
+
+    token = commands.add_parser("token", help="print an access token from the local authorization server")
+    token.add_argument("--client-id", default="demo", help="client (default: demo)")
+    token.add_argument(
+        "--client-secret",
+        help="its secret (default: from {data_dir}/auth/local-secrets.json, written by 'finsync up')",
+    )
+    token.add_argument("--scope", help="space-separated scopes (default: all of the client's)")
+    token.add_argument(
+        "--audience", default="finsync-experience", help="audience (default: finsync-experience)"
+    )
+    token.add_argument(
+        "--auth-method",
+        choices=["client_secret_basic", "client_secret_post"],
+        default="client_secret_basic",
+        help="how the client authenticates (default: client_secret_basic)",
+    )
+    token.add_argument("--url", help="token endpoint (default: {issuer}/oauth/token of the local stack)")
+    token.set_defaults(run=_token)
+
+    auth = commands.add_parser("auth", help="manage the built-in authorization server")
+    auth_commands = auth.add_subparsers(dest="auth_command", required=True)
+    rotate = auth_commands.add_parser(
+        "rotate-keys", help="make the current signing key the previous one and generate a new current key"
+    )
+    rotate.set_defaults(run=_rotate_keys)
+    hashing = auth_commands.add_parser(
+        "hash-secret", help="print the secret_hash of a client secret read from stdin (or prompted for)"
+    )
+    hashing.set_defaults(run=_hash_secret)
     return parser
 
 

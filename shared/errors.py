@@ -9,14 +9,19 @@ status and an RFC 9457 ``type`` in one table.
     ├── SettingsError              configuration is invalid (start-up only)
     ├── ClientError                the caller sent something we cannot accept
     │   ├── BadRequestError
+    │   │   ├── IdempotencyKeyMissingError   a write that requires Idempotency-Key came without one
+    │   │   └── IdempotencyKeyInvalidError   the Idempotency-Key is empty, too long or not ASCII
     │   ├── AuthenticationError
     │   ├── PermissionDeniedError
     │   ├── NotFoundError
     │   ├── ConflictError
+    │   │   └── IdempotencyKeyInUseError     the first request with this key is still running
+    │   ├── IdempotencyKeyReusedError        the key was used before with another request
     │   ├── PayloadTooLargeError
     │   ├── UnsupportedMediaTypeError
     │   └── BusinessRuleError
     ├── RateLimitedError           the caller is over a limit
+    ├── ServiceUnavailableError    this service's own state store (Redis) cannot be reached
     └── UpstreamError              a system below us failed
         ├── UpstreamTimeoutError
         ├── UpstreamUnavailableError
@@ -35,10 +40,15 @@ __all__ = (
     "ClientError",
     "ConflictError",
     "FinsyncError",
+    "IdempotencyKeyInUseError",
+    "IdempotencyKeyInvalidError",
+    "IdempotencyKeyMissingError",
+    "IdempotencyKeyReusedError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "ServiceUnavailableError",
     "SettingsError",
     "UnsupportedMediaTypeError",
     "UpstreamContractError",
@@ -57,11 +67,13 @@ class FinsyncError(Exception):
     title: str = "Internal error"
     """Short, human summary that does not change between occurrences."""
 
-    def __init__(self, detail: str = "", **extra: Any) -> None:
+    def __init__(self, detail: str = "", *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extra = extra
         """Extra problem members, such as the offending field."""
+        self.headers = dict(headers or {})
+        """Response headers the answer must carry, such as ``WWW-Authenticate``."""
 
 
 class SettingsError(FinsyncError):
@@ -131,14 +143,57 @@ class BusinessRuleError(ClientError):
     title = "Business rule violated"
 
 
+class IdempotencyKeyMissingError(BadRequestError):
+    """This write requires an ``Idempotency-Key`` header, and the request had none."""
+
+    code = "idempotency-key-missing"
+    title = "Idempotency-Key required"
+
+
+class IdempotencyKeyInvalidError(BadRequestError):
+    """The ``Idempotency-Key`` header is empty, longer than 255 characters or not printable ASCII."""
+
+    code = "idempotency-key-invalid"
+    title = "Invalid Idempotency-Key"
+
+
+class IdempotencyKeyInUseError(ConflictError):
+    """The first request with this ``Idempotency-Key`` is still running; retry after it finishes."""
+
+    code = "idempotency-key-in-use"
+    title = "Idempotency-Key in use"
+
+
+class IdempotencyKeyReusedError(ClientError):
+    """This ``Idempotency-Key`` was already used with a different request (method, path or body)."""
+
+    code = "idempotency-key-reused"
+    title = "Idempotency-Key reused"
+
+
 class RateLimitedError(FinsyncError):
     """The caller is over its rate limit."""
 
     code = "rate-limited"
     title = "Too many requests"
 
-    def __init__(self, detail: str = "", *, retry_after: int = 1, **extra: Any) -> None:
-        super().__init__(detail, **extra)
+    def __init__(
+        self, detail: str = "", *, retry_after: int = 1, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail, headers={**(headers or {}), "Retry-After": str(retry_after)}, **extra)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailableError(FinsyncError):
+    """This service cannot answer right now because its own state store (Redis) is unreachable."""
+
+    code = "service-unavailable"
+    title = "Service unavailable"
+
+    def __init__(
+        self, detail: str = "", *, retry_after: int = 1, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail, headers={**(headers or {}), "Retry-After": str(retry_after)}, **extra)
         self.retry_after = retry_after
 
 

@@ -52,6 +52,7 @@ class HealthController(Controller):
 
     path = "/health"
     tags = ["health"]  # noqa: RUF012 - Litestar reads a plain class attribute
+    opt = {"public": True}  # noqa: RUF012 - a load balancer calls these without a token
 
     @get(
         "/live",

@@ -43,6 +43,7 @@ def create_http_client(
     retries: int,
     backoff_factor: float,
     transport: httpx.AsyncBaseTransport | None = None,
+    auth: httpx.Auth | None = None,
 ) -> httpx.AsyncClient:
     """Build the client a layer uses for the layer below it.
 
@@ -53,6 +54,7 @@ def create_http_client(
         retries: How many times a transient failure is retried.
         backoff_factor: Base of the exponential backoff, in seconds.
         transport: The seam for tests (an ``ASGITransport``); a pooled HTTP transport by default.
+        auth: How to authenticate to the layer below (its client-credentials token).
     """
     retry = Retry(
         total=retries,
@@ -69,6 +71,7 @@ def create_http_client(
         transport=RetryTransport(transport or httpx.AsyncHTTPTransport(), retry=retry),
         headers={"user-agent": f"finsync-{service}", "accept": "application/json"},
         event_hooks={"request": [_propagate_trace]},
+        auth=auth,
     )
 
 

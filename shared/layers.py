@@ -1,4 +1,4 @@
-"""The three layers, named by import string so the kernel never imports a layer."""
+"""The three layers and the authorization server, named by import string so the kernel never imports a layer."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ if TYPE_CHECKING:
 
     from litestar import Litestar
 
-__all__ = ("LAYERS", "Layer", "app_factory")
+__all__ = ("LAYERS", "SERVICES", "Layer", "Service", "app_factory")
 
 Layer = Literal["system", "process", "experience"]
+Service = Literal["auth", "system", "process", "experience"]
 
 LAYERS: dict[Layer, str] = {
     "system": "system_apis.app:create_app",
@@ -20,6 +21,14 @@ LAYERS: dict[Layer, str] = {
     "experience": "experience_apis.app:create_app",
 }
 """Each layer's app factory, bottom layer first (the order the stack starts them in)."""
+
+SERVICES: dict[Service, str] = {
+    "auth": "shared.auth.server:create_app",
+    "system": LAYERS["system"],
+    "process": LAYERS["process"],
+    "experience": LAYERS["experience"],
+}
+"""Everything ``finsync serve`` can run: the built-in authorization server, then the layers."""
 
 
 def app_factory(layer: Layer) -> Callable[..., Litestar]:

@@ -55,7 +55,12 @@ STATUS_BY_ERROR: dict[type[errors.FinsyncError], int] = {
     errors.PayloadTooLargeError: 413,
     errors.UnsupportedMediaTypeError: 415,
     errors.BusinessRuleError: 422,
+    errors.IdempotencyKeyMissingError: 400,
+    errors.IdempotencyKeyInvalidError: 400,
+    errors.IdempotencyKeyInUseError: 409,
+    errors.IdempotencyKeyReusedError: 422,
     errors.RateLimitedError: 429,
+    errors.ServiceUnavailableError: 503,
     errors.UpstreamError: 502,
     errors.UpstreamRejectedError: 502,
     errors.UpstreamContractError: 502,
@@ -168,8 +173,8 @@ def to_problem(exc: Exception) -> ProblemDetailsException:
     """Map any exception to a problem; 5xx details never carry internals."""
     if isinstance(exc, errors.FinsyncError):
         status = _status_for(exc)
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimitedError) else None
-        if status >= 500 and not isinstance(exc, errors.UpstreamError):
+        headers = exc.headers or None
+        if status >= 500 and not isinstance(exc, errors.UpstreamError | errors.ServiceUnavailableError):
             logger.error("internal error", exc_info=exc)
             return _problem(status, code="internal-error", title="Internal error", detail=_INTERNAL_DETAIL)
         return _problem(
@@ -226,6 +231,7 @@ def _catalogue() -> Iterator[tuple[str, str, str]]:
     tags=["problems"],
     raises=[NotFoundException],
     include_in_schema=False,
+    opt={"public": True},
 )
 async def problem_page(code: FromPath[str]) -> Response[str]:
     """A short page explaining a problem ``type`` URI."""

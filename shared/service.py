@@ -16,16 +16,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 
+from shared.auth import SCOPES
+from shared.auth.client import ClientCredentialsAuth
+from shared.auth.middleware import AccessControl, AuthMiddleware
+from shared.auth.resource import JwksSource, RevocationList, TokenVerifier
 from shared.health import HealthController
 from shared.http_client import LayerClient, create_http_client
+from shared.idempotency import IdempotencyMiddleware
 from shared.observability.access import AccessLog
 from shared.observability.logging import configure_logging
 from shared.observability.metrics import HttpMetrics, metrics_endpoint
 from shared.observability.middleware import ObservabilityMiddleware
 from shared.problems import problem_page, problems_plugin
+from shared.ratelimit import RateLimiter
 from shared.redis import EmbeddedRedis, open_redis
 from shared.request import FinsyncRequest
 
@@ -58,6 +66,7 @@ async def _redis_lifespan(app: Litestar) -> AsyncIterator[None]:
         embedded.start()
         url = embedded.url
     app.state.redis = open_redis(url)
+    app.state.redis_url = url
     try:
         yield
     finally:
@@ -78,6 +87,19 @@ class LayerBelow:
     """Test seam: an ``ASGITransport`` to an in-process app; real HTTP when ``None``."""
 
 
+def _below_auth(settings: Settings, layer: LayerName) -> ClientCredentialsAuth | None:
+    auth = settings.auth
+    if auth.client_id is None or auth.client_secret is None:
+        return None
+    return ClientCredentialsAuth(
+        token_url=auth.token_url or f"{auth.issuer}/oauth/token",
+        client_id=auth.client_id,
+        client_secret=auth.client_secret,
+        audience=f"finsync-{layer}",
+        timeout=settings.client.timeout,
+    )
+
+
 @asynccontextmanager
 async def _below_lifespan(app: Litestar, below: LayerBelow) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -88,9 +110,77 @@ async def _below_lifespan(app: Litestar, below: LayerBelow) -> AsyncIterator[Non
         retries=settings.client.retries,
         backoff_factor=settings.client.backoff_factor,
         transport=below.transport,
+        auth=_below_auth(settings, below.layer),
     ) as http:
         app.state.below = below.client(http)
         yield
+
+
+def _access_control(name: str, settings: Settings, resource_server: bool) -> AccessControl:
+    auth = settings.auth
+    verifier = None
+    if resource_server and auth.enabled:
+        jwks = JwksSource(
+            url=None if auth.jwks_file else (auth.jwks_url or f"{auth.issuer}/jwks.json"),
+            file=auth.jwks_file,
+            refetch_interval=auth.jwks_refetch_interval,
+        )
+        verifier = TokenVerifier(auth, auth.audience or f"finsync-{name}", jwks, None, settings.clients)
+    return AccessControl(
+        verifier=verifier,
+        tiers={client_id: client.tier for client_id, client in settings.clients.items()},
+        anonymous_tier=settings.rate_limit.anonymous_tier,
+        public_metrics=auth.public_metrics,
+    )
+
+
+@asynccontextmanager
+async def _access_lifespan(app: Litestar, access: AccessControl) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    revocations: RevocationList | None = None
+    if access.verifier is not None:
+        revocations = RevocationList(app.state.redis)
+        await revocations.start()
+        access.verifier.revocations = revocations
+    limiter: RateLimiter | None = None
+    if settings.rate_limit.enabled:
+        metrics: HttpMetrics | None = app.state.metrics
+        limiter = RateLimiter(
+            settings,
+            app.state.redis_url,
+            metrics.registry if metrics is not None else None,
+            service=app.state.service,
+        )
+        access.limiter = limiter
+    try:
+        yield
+    finally:
+        access.limiter = None
+        if limiter is not None:
+            await limiter.aclose()
+        if revocations is not None:
+            await revocations.stop()
+
+
+def _openapi(title: str, description: str, settings: Settings) -> OpenAPIConfig:
+    token_url = settings.auth.token_url or f"{settings.auth.issuer}/oauth/token"
+    return OpenAPIConfig(
+        title=title,
+        version=VERSION,
+        description=description,
+        path="/schema",
+        use_handler_docstrings=True,
+        render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "oauth2": SecurityScheme(
+                    type="oauth2",
+                    description="OAuth 2.0 client credentials; JWT access tokens (RFC 9068) for this service's audience.",
+                    flows=OAuthFlows(client_credentials=OAuthFlow(token_url=token_url, scopes=dict(SCOPES))),
+                )
+            }
+        ),
+    )
 
 
 def create_service(
@@ -119,6 +209,7 @@ def create_service(
     """
     metrics = HttpMetrics(name) if settings.metrics.enabled else None
     access_log = AccessLog(name) if settings.log.access and settings.log.level in ("DEBUG", "INFO") else None
+    access = _access_control(name, settings, resource_server)
     handlers: list[ControllerRouterHandler] = [HealthController, problem_page, *route_handlers]
     if metrics is not None:
         handlers.append(metrics_endpoint)
@@ -128,6 +219,7 @@ def create_service(
         configure_logging(name, settings.log.level)
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(_redis_lifespan(app))
+            await stack.enter_async_context(_access_lifespan(app, access))
             if below is not None:
                 await stack.enter_async_context(_below_lifespan(app, below))
             for resource in resources:
@@ -143,14 +235,9 @@ def create_service(
         lifespan=[lifespan],
         request_class=FinsyncRequest,
         plugins=[problems_plugin()],
-        openapi_config=OpenAPIConfig(
-            title=title,
-            version=VERSION,
-            description=description,
-            path="/schema",
-            use_handler_docstrings=True,
-            render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin()],
-        ),
+        openapi_config=_openapi(title, description, settings),
+        # Order matters: idempotency keys are scoped by the client that auth has verified.
+        middleware=[DefineMiddleware(AuthMiddleware, access=access), IdempotencyMiddleware()],
         request_max_body_size=settings.http.max_body_size,
         logging_config=None,  # configure_logging owns the root logger: one JSON format
         debug=False,

@@ -1,10 +1,18 @@
 """``finsync up``: the local stack, one supervisor owning every process it starts.
 
-It starts the embedded Redis (unless ``FINSYNC_REDIS_URL`` names one), then each
-layer as its own ``finsync serve`` process, bottom first, waiting for each to be
-ready before starting the next. SIGINT (Ctrl-C) or SIGTERM stops them all, top
-first. Children also get a parent-death signal, so even a ``kill -9`` of the
-supervisor leaves nothing behind.
+It starts the embedded Redis (unless ``FINSYNC_REDIS_URL`` names one), then the
+built-in authorization server, then each layer, each as its own ``finsync
+serve`` process, bottom first, waiting for each to be ready before starting the
+next. SIGINT (Ctrl-C) or SIGTERM stops them all, top first. Children also get a
+parent-death signal, so even a ``kill -9`` of the supervisor leaves nothing
+behind.
+
+Before starting anything but Redis it registers the local OAuth clients
+(:mod:`shared.auth.local`): their secrets live in
+``{data_dir}/auth/local-secrets.json``, and every child reads
+``{data_dir}/stack.toml``, the user's configuration plus those clients. The
+process and experience layers get their own client's id and secret, and every
+child gets the local issuer (``FINSYNC_AUTH__ISSUER``).
 """
 
 from __future__ import annotations
@@ -20,12 +28,14 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from shared.auth.local import ensure_local_secrets, write_stack_config
+from shared.errors import SettingsError
 from shared.layers import LAYERS
 from shared.processes import die_with_parent
 from shared.redis import EmbeddedRedis
 
 if TYPE_CHECKING:
-    from shared.layers import Layer
+    from shared.layers import Service
     from shared.settings import Settings
 
 __all__ = ("Stack", "StackError")
@@ -54,6 +64,10 @@ class Stack:
     """Settings of the stack; children inherit the environment plus the URLs wired here."""
     children: list[_Child] = field(default_factory=list)
     redis: EmbeddedRedis | None = None
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Secrets of the local OAuth clients, by client id."""
+    overridden: list[str] = field(default_factory=list)
+    """Local client ids the user's configuration declares itself (theirs win)."""
     _stopping: bool = False
 
     @property
@@ -61,13 +75,33 @@ class Stack:
         """Where the stack keeps Redis, logs and metrics."""
         return Path(self.settings.data_dir).resolve()
 
-    def _environment(self, redis_url: str) -> dict[str, str]:
+    @property
+    def auth_url(self) -> str:
+        """The local authorization server, which is also the issuer every layer trusts."""
+        host = self.settings.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard bind is reached on loopback
+            host = "127.0.0.1"
+        return f"http://{host}:{self.settings.ports.auth}"
+
+    def _environment(self, redis_url: str, config: Path) -> dict[str, str]:
         env = dict(os.environ)
         env["FINSYNC_DATA_DIR"] = str(self.data_dir)
         env["FINSYNC_REDIS_URL"] = redis_url
         env["FINSYNC_SYSTEM_URL"] = self.settings.below_url("system")
         env["FINSYNC_PROCESS_URL"] = self.settings.below_url("process")
+        env["FINSYNC_CONFIG"] = str(config)
+        env["FINSYNC_AUTH__ISSUER"] = self.auth_url
         return env
+
+    def _service_environment(self, service: Service, env: dict[str, str]) -> dict[str, str]:
+        """A layer that calls the layer below gets its own client (unless the user declared it)."""
+        if service not in ("process", "experience") or service in self.overridden:
+            return env
+        return {
+            **env,
+            "FINSYNC_AUTH__CLIENT_ID": service,
+            "FINSYNC_AUTH__CLIENT_SECRET": self.secrets[service],
+        }
 
     def start(self) -> None:
         """Start Redis and every layer, each ready before the next starts."""
@@ -82,16 +116,28 @@ class Stack:
             print(
                 f"  redis       {redis_url}  (embedded, pid {self.redis.process.pid if self.redis.process else '?'})"
             )
-        env = self._environment(redis_url)
+        try:
+            self.secrets = ensure_local_secrets(self.data_dir)
+            config, self.overridden = write_stack_config(self.settings, self.data_dir, self.secrets)
+        except SettingsError as exc:
+            raise StackError(exc.detail) from exc
+        for client_id in self.overridden:
+            print(
+                f"  note: client {client_id!r} is declared in {self.settings.config}; the stack keeps yours, "
+                f"so 'finsync token --client-id {client_id}' may not know its secret",
+                flush=True,
+            )
+        env = self._environment(redis_url, config)
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        self._start_service("auth", env, logs)
         for layer in LAYERS:
-            self._start_layer(layer, env, logs)
+            self._start_service(layer, env, logs)
 
-    def _start_layer(self, layer: Layer, env: dict[str, str], logs: Path) -> None:
-        port = getattr(self.settings.ports, layer)
+    def _start_service(self, service: Service, env: dict[str, str], logs: Path) -> None:
+        port = getattr(self.settings.ports, service)
         url = f"http://{self.settings.host}:{port}"
-        log = logs / f"{layer}.log"
+        log = logs / f"{service}.log"
         with log.open("ab") as sink:
             process = subprocess.Popen(
                 [
@@ -99,13 +145,13 @@ class Stack:
                     "-m",
                     "shared.cli",
                     "serve",
-                    layer,
+                    service,
                     "--host",
                     self.settings.host,
                     "--port",
                     str(port),
                 ],
-                env=env,
+                env=self._service_environment(service, env),
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
@@ -113,10 +159,16 @@ class Stack:
                 start_new_session=True,
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets the parent-death signal
             )
-        child = _Child(layer, process, url, log)
+        child = _Child(service, process, url, log)
         self.children.append(child)
         self._wait_ready(child)
-        print(f"  {layer:<11} {url}  (docs {url}/schema, logs {log})", flush=True)
+        if service == "auth":
+            print(
+                f"  {service:<11} {url}  (metadata {url}/.well-known/oauth-authorization-server, logs {log})",
+                flush=True,
+            )
+        else:
+            print(f"  {service:<11} {url}  (docs {url}/schema, logs {log})", flush=True)
 
     def _wait_ready(self, child: _Child) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -149,7 +201,7 @@ class Stack:
         self._stopping = True
 
     def stop(self) -> None:
-        """Stop every child, top layer first, then Redis."""
+        """Stop every child, top layer first (the authorization server last), then Redis."""
         for child in reversed(self.children):
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
@@ -173,7 +225,11 @@ def run_stack(settings: Settings) -> int:
     try:
         stack.start()
         print("ready. Try:", flush=True)
-        print(f"  curl -s http://{settings.host}:{settings.ports.experience}/v1/overview", flush=True)
+        print("  TOKEN=$(finsync token)", flush=True)
+        print(
+            f'  curl -s -H "Authorization: Bearer $TOKEN" http://{settings.host}:{settings.ports.experience}/v1/overview',
+            flush=True,
+        )
         print("Press Ctrl-C to stop.", flush=True)
         code = stack.wait()
     except StackError as exc:

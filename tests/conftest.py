@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pytest
 
+from shared.auth.local import fetch_token, read_local_secrets
 from shared.redis import EmbeddedRedis
 from shared.settings import Settings
 from tests.support import HealthyTarget, closed_port, free_port, processes_with, ready, wait_until
@@ -56,6 +57,16 @@ class LiveStack:
         """The log file of one layer."""
         return self.data_dir / "logs" / f"{layer}.log"
 
+    def token(
+        self, audience: str = "finsync-experience", client_id: str = "demo", scope: str | None = None
+    ) -> str:
+        """An access token from the stack's authorization server, for a local client (``demo``: every scope)."""
+        secret = read_local_secrets(self.data_dir)[client_id]
+        response = fetch_token(
+            f"{self.urls['auth']}/oauth/token", client_id, secret, audience=audience, scope=scope
+        )
+        return str(response["access_token"])
+
 
 def stack_environment(data_dir: Path, ports: dict[str, int], config: Path | None = None) -> dict[str, str]:
     """Environment for a ``finsync up`` on its own ports and data dir."""
@@ -71,8 +82,8 @@ def stack_environment(data_dir: Path, ports: dict[str, int], config: Path | None
 def start_stack(
     tmp: Path, config: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], dict[str, str], Path]:
-    """Start ``finsync up`` and wait until it says it is ready."""
-    ports = {layer: free_port() for layer in ("system", "process", "experience")}
+    """Start ``finsync up`` and wait until it says it is ready; ``urls`` has each layer and ``auth``."""
+    ports = {service: free_port() for service in ("auth", "system", "process", "experience")}
     output = tmp / "up.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
@@ -82,7 +93,7 @@ def start_stack(
             stderr=subprocess.STDOUT,
             cwd=tmp,
         )
-    urls = {layer: f"http://127.0.0.1:{port}" for layer, port in ports.items()}
+    urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
     started = wait_until(lambda: b"Press Ctrl-C" in output.read_bytes() or process.poll() is not None, 90)
     assert started, output.read_text()
     assert process.poll() is None, output.read_text()
@@ -99,7 +110,8 @@ def stop_stack(process: subprocess.Popen[bytes], data_dir: Path, sig: int = sign
 
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    """The three services and an embedded Redis as real processes, with one healthy and one dead source."""
+    """The three services, the authorization server and an embedded Redis as real processes,
+    with one healthy and one dead source."""
     tmp = tmp_path_factory.mktemp("stack")
     with HealthyTarget() as target:
         config = tmp / "finsync.toml"

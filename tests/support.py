@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING
 import httpx
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
+
+    from litestar import Litestar
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,3 +106,13 @@ def read_json_lines(path: Path) -> Iterator[dict[str, object]]:
                 yield json.loads(line)
             except ValueError:
                 continue
+
+
+@contextlib.asynccontextmanager
+async def in_process(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client over ASGI to ``app``, with its lifespan running in this task."""
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+    ):
+        yield c

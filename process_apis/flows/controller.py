@@ -9,6 +9,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, Parameter
 
 from process_apis.flows.catalog import FLOWS, Flow, FlowPage
+from shared.auth.middleware import AUTH_ERRORS, requires
 from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, paginate
 from shared.problems import problem_responses
 
@@ -26,7 +27,8 @@ class FlowsController(Controller):
     @get(
         operation_id="ListFlows",
         summary="List the flows this layer offers",
-        responses=problem_responses(400),
+        responses=problem_responses(400, *AUTH_ERRORS),
+        **requires("flows:read"),
         sync_to_thread=False,
     )
     def list_flows(
@@ -45,7 +47,8 @@ class FlowsController(Controller):
         "/{flow_id:str}",
         operation_id="GetFlow",
         summary="Get one flow",
-        responses=problem_responses(400, 404),
+        responses=problem_responses(400, 404, *AUTH_ERRORS),
+        **requires("flows:read"),
         sync_to_thread=False,
     )
     def get_flow(self, flow_id: FromPath[FlowIdPath]) -> Flow:

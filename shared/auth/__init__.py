@@ -18,7 +18,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ("REVOKED_CHANNEL", "REVOKED_SET", "Principal")
+__all__ = ("REVOKED_CHANNEL", "REVOKED_SET", "SCOPES", "Principal")
+
+SCOPES: dict[str, str] = {
+    "sources:read": "Read the configured source systems and their health.",
+    "erp:read": "Read ERP master data, journals and balances.",
+    "erp:write": "Post to the ERP.",
+    "flows:read": "Read flows, runs, exceptions and reconciliations.",
+    "flows:run": "Start, replay and cancel flow runs.",
+    "workbench:read": "Read the planner's workbench and dashboards.",
+    "admin": "Operate finsync: configuration, dead letters, revocations.",
+}
+"""Every scope an operation may require, with what it grants."""
 
 REVOKED_SET = "finsync:auth:revoked"
 """Sorted set of revoked token ids, scored by expiry (unix seconds)."""

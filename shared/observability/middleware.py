@@ -85,7 +85,9 @@ class ObservabilityMiddleware:
             if self.metrics is not None:
                 self.metrics.observe(scope["method"], route or "unmatched", status, elapsed)
             if self.access_log is not None:
-                self.access_log.record(scope["method"], route, scope["path"], status, elapsed, trace)
+                self.access_log.record(
+                    scope["method"], route, scope["path"], status, elapsed, trace, scope.get("auth")
+                )
             trace_var.reset(trace_token)
 
     async def _reject_too_large(self, send: Send) -> None:

@@ -8,6 +8,7 @@ from litestar import Controller, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, Parameter
 
+from shared.auth.middleware import AUTH_ERRORS, requires
 from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, paginate
 from shared.problems import problem_responses
 from system_apis.sources.schemas import Source, SourcePage
@@ -31,7 +32,8 @@ class SourcesController(Controller):
     @get(
         operation_id="ListSources",
         summary="List sources with their live health",
-        responses=problem_responses(400),
+        responses=problem_responses(400, *AUTH_ERRORS),
+        **requires("sources:read"),
     )
     async def list_sources(
         self,
@@ -61,7 +63,8 @@ class SourcesController(Controller):
         "/{source_id:str}",
         operation_id="GetSource",
         summary="Get one source with its live health",
-        responses=problem_responses(400, 404),
+        responses=problem_responses(400, 404, *AUTH_ERRORS),
+        **requires("sources:read"),
     )
     async def get_source(self, state: State, source_id: FromPath[SourceIdPath]) -> Source:
         """One source, probed live."""

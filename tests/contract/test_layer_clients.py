@@ -104,7 +104,7 @@ def _sources(count: int) -> dict[str, Any]:
 async def test_system_client_pages_through_the_real_system_layer(
     make_settings: Callable[..., Settings],
 ) -> None:
-    settings = make_settings(sources=_sources(5))
+    settings = make_settings(sources=_sources(5), auth={"enabled": False})
     recorder = Recorder()
     system = create_system_app(settings)
     async with system.lifespan():
@@ -126,7 +126,7 @@ async def test_system_client_pages_through_the_real_system_layer(
 
 
 async def test_process_client_calls_the_real_process_layer(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings(sources=_sources(2))
+    settings = make_settings(sources=_sources(2), auth={"enabled": False})
     recorder = Recorder()
     system = create_system_app(settings)
     process = create_process_app(settings, system_transport=httpx.ASGITransport(app=system))

@@ -1,12 +1,13 @@
 """Schemathesis against each service in-process (ASGI), with the committed configuration.
 
-The app under test runs in-process; the layers below it are the live stack's real
-processes, reached over loopback.
+The app under test runs in-process but joins the live stack's trust domain: it
+verifies tokens from the stack's authorization server, and calls the layer
+below (the stack's real processes, over loopback) with that layer's local client.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
@@ -14,6 +15,7 @@ from schemathesis.config import SchemathesisConfig
 
 from experience_apis.app import create_app as create_experience_app
 from process_apis.app import create_app as create_process_app
+from shared.auth.local import read_local_secrets
 from system_apis.app import create_app as create_system_app
 from tests.support import REPO, closed_port
 
@@ -28,10 +30,27 @@ if TYPE_CHECKING:
 CONFIG = SchemathesisConfig.from_path(REPO / "schemathesis.toml")
 
 
+def stack_auth(live_stack: LiveStack, client_id: str | None = None) -> dict[str, Any]:
+    """Auth settings that trust the live stack's issuer, calling below as ``client_id``."""
+    auth: dict[str, Any] = {"issuer": live_stack.urls["auth"]}
+    if client_id is not None:
+        auth |= {"client_id": client_id, "client_secret": read_local_secrets(live_stack.data_dir)[client_id]}
+    return auth
+
+
+@pytest.fixture(scope="module")
+def tokens(live_stack: LiveStack) -> dict[str, str]:
+    """One ``demo`` token per layer, for the whole module."""
+    return {layer: live_stack.token(f"finsync-{layer}") for layer in ("system", "process", "experience")}
+
+
 @pytest.fixture
-def system_schema(make_settings: Callable[..., Settings]) -> schemathesis.schemas.BaseSchema:
+def system_schema(
+    make_settings: Callable[..., Settings], live_stack: LiveStack
+) -> schemathesis.schemas.BaseSchema:
     settings = make_settings(
-        sources={"erp-gone": {"kind": "http", "base_url": f"http://127.0.0.1:{closed_port()}"}}
+        sources={"erp-gone": {"kind": "http", "base_url": f"http://127.0.0.1:{closed_port()}"}},
+        auth=stack_auth(live_stack),
     )
     return schemathesis.openapi.from_asgi("/schema/openapi.json", create_system_app(settings), config=CONFIG)
 
@@ -40,7 +59,7 @@ def system_schema(make_settings: Callable[..., Settings]) -> schemathesis.schema
 def process_schema(
     make_settings: Callable[..., Settings], live_stack: LiveStack
 ) -> schemathesis.schemas.BaseSchema:
-    settings = make_settings(system_url=live_stack.urls["system"])
+    settings = make_settings(system_url=live_stack.urls["system"], auth=stack_auth(live_stack, "process"))
     return schemathesis.openapi.from_asgi("/schema/openapi.json", create_process_app(settings), config=CONFIG)
 
 
@@ -48,7 +67,9 @@ def process_schema(
 def experience_schema(
     make_settings: Callable[..., Settings], live_stack: LiveStack
 ) -> schemathesis.schemas.BaseSchema:
-    settings = make_settings(process_url=live_stack.urls["process"])
+    settings = make_settings(
+        process_url=live_stack.urls["process"], auth=stack_auth(live_stack, "experience")
+    )
     return schemathesis.openapi.from_asgi(
         "/schema/openapi.json", create_experience_app(settings), config=CONFIG
     )
@@ -59,16 +80,20 @@ process = schemathesis.pytest.from_fixture("process_schema")
 experience = schemathesis.pytest.from_fixture("experience_schema")
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @system.parametrize()
-def test_system_in_process(case: Case) -> None:
-    case.call_and_validate()
+def test_system_in_process(case: Case, tokens: dict[str, str]) -> None:
+    case.call_and_validate(headers=bearer(tokens["system"]))
 
 
 @process.parametrize()
-def test_process_in_process(case: Case) -> None:
-    case.call_and_validate()
+def test_process_in_process(case: Case, tokens: dict[str, str]) -> None:
+    case.call_and_validate(headers=bearer(tokens["process"]))
 
 
 @experience.parametrize()
-def test_experience_in_process(case: Case) -> None:
-    case.call_and_validate()
+def test_experience_in_process(case: Case, tokens: dict[str, str]) -> None:
+    case.call_and_validate(headers=bearer(tokens["experience"]))

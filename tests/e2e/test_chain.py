@@ -13,11 +13,15 @@ if TYPE_CHECKING:
     from tests.conftest import LiveStack
 
 
+def auth(stack: LiveStack, layer: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {stack.token(f'finsync-{layer}')}"}
+
+
 def test_one_trace_id_runs_through_all_three_services(live_stack: LiveStack) -> None:
     trace_id = os.urandom(16).hex()
     response = httpx.get(
         f"{live_stack.urls['experience']}/v1/overview",
-        headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01"},
+        headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01", **auth(live_stack, "experience")},
         timeout=10,
     )
     assert response.status_code == 200
@@ -47,8 +51,49 @@ def test_one_trace_id_runs_through_all_three_services(live_stack: LiveStack) -> 
     assert spans["process"].isdisjoint(spans["system"])
 
 
+def test_the_original_caller_reaches_the_system_layer(live_stack: LiveStack) -> None:
+    trace_id = os.urandom(16).hex()
+    response = httpx.get(
+        f"{live_stack.urls['experience']}/v1/overview",
+        headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01", **auth(live_stack, "experience")},
+        timeout=10,
+    )
+    assert response.status_code == 200
+
+    def callers(layer: str) -> set[tuple[object, object]]:
+        return {
+            (line.get("client_id"), line.get("on_behalf_of"))
+            for line in read_json_lines(live_stack.log(layer))
+            if line.get("trace_id") == trace_id
+            and line.get("logger") == "finsync.access"
+            and str(line.get("route")).startswith("/v1/")  # not the public readiness probes
+        }
+
+    assert wait_until(lambda: bool(callers("system")), 10)
+    assert callers("experience") == {("demo", None)}
+    assert callers("process") == {("experience", "demo")}
+    assert callers("system") == {("process", "demo")}
+
+
+def test_a_layer_refuses_calls_without_a_token(live_stack: LiveStack) -> None:
+    for layer, path in (("experience", "/v1/overview"), ("process", "/v1/flows"), ("system", "/v1/sources")):
+        response = httpx.get(f"{live_stack.urls[layer]}{path}", timeout=5)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_token_for_one_layer_is_refused_by_another(live_stack: LiveStack) -> None:
+    token = live_stack.token("finsync-experience")
+    response = httpx.get(
+        f"{live_stack.urls['system']}/v1/sources", headers={"authorization": f"Bearer {token}"}, timeout=5
+    )
+    assert response.status_code == 401
+
+
 def test_overview_reports_layers_sources_and_flows(live_stack: LiveStack) -> None:
-    overview = httpx.get(f"{live_stack.urls['experience']}/v1/overview", timeout=10).json()
+    overview = httpx.get(
+        f"{live_stack.urls['experience']}/v1/overview", headers=auth(live_stack, "experience"), timeout=10
+    ).json()
     assert {layer["name"]: layer["status"] for layer in overview["layers"]} == {
         "process": "up",
         "system": "up",
@@ -63,7 +108,8 @@ def test_overview_reports_layers_sources_and_flows(live_stack: LiveStack) -> Non
 
 def test_a_source_on_a_closed_port_is_reported_down(live_stack: LiveStack) -> None:
     system = live_stack.urls["system"]
-    listing = httpx.get(f"{system}/v1/sources", timeout=10).json()
+    headers = auth(live_stack, "system")
+    listing = httpx.get(f"{system}/v1/sources", headers=headers, timeout=10).json()
     assert listing["next_cursor"] is None
     by_id = {source["id"]: source for source in listing["items"]}
     assert by_id["erp-gone"]["health"]["status"] == "down"
@@ -71,13 +117,16 @@ def test_a_source_on_a_closed_port_is_reported_down(live_stack: LiveStack) -> No
     assert by_id["ledger-watch"]["health"]["status"] == "up"
     assert by_id["ledger-watch"]["kind"] == "http"
 
-    down = httpx.get(f"{system}/v1/sources", params={"status": "down"}, timeout=10).json()
+    down = httpx.get(f"{system}/v1/sources", params={"status": "down"}, headers=headers, timeout=10).json()
     assert [source["id"] for source in down["items"]] == ["erp-gone"]
 
-    first = httpx.get(f"{system}/v1/sources", params={"limit": 1}, timeout=10).json()
+    first = httpx.get(f"{system}/v1/sources", params={"limit": 1}, headers=headers, timeout=10).json()
     assert [source["id"] for source in first["items"]] == ["erp-gone"]
     second = httpx.get(
-        f"{system}/v1/sources", params={"limit": 1, "cursor": first["next_cursor"]}, timeout=10
+        f"{system}/v1/sources",
+        params={"limit": 1, "cursor": first["next_cursor"]},
+        headers=headers,
+        timeout=10,
     )
     assert [source["id"] for source in second.json()["items"]] == ["ledger-watch"]
     assert second.json()["next_cursor"] is None

@@ -91,7 +91,9 @@ def kernel_app(settings: Settings) -> Litestar:
 
 @pytest.fixture
 async def client(make_settings: Callable[..., Settings]) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    settings = make_settings(http={"max_body_size": 1024})
+    settings = make_settings(
+        http={"max_body_size": 1024}, auth={"enabled": False}, rate_limit={"enabled": False}
+    )
     async with AsyncTestClient(kernel_app(settings)) as test_client:
         yield test_client
 
@@ -241,7 +243,7 @@ async def test_readiness_checks_redis(client: AsyncTestClient[Litestar]) -> None
 async def test_readiness_is_503_when_redis_is_gone(
     make_settings: Callable[..., Settings], tmp_path: object
 ) -> None:
-    settings = make_settings(redis_url="unix:///nonexistent/redis.sock")
+    settings = make_settings(redis_url="unix:///nonexistent/redis.sock", auth={"enabled": False})
     async with AsyncTestClient(kernel_app(settings)) as client:
         response = await client.get("/health/ready")
         body = assert_problem(response, 503, "service-unavailable")

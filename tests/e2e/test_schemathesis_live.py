@@ -23,6 +23,7 @@ def test_live_service_conforms_to_its_spec(live_stack: LiveStack, layer: str) ->
             str(schemathesis),
             "--config-file", str(REPO / "schemathesis.toml"),
             "run", f"{live_stack.urls[layer]}/schema/openapi.json",
+            "--header", f"Authorization: Bearer {live_stack.token(f'finsync-{layer}')}",
             "--checks", "all",
             "--max-failures", "5",
         ],

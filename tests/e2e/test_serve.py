@@ -35,7 +35,8 @@ def _serve(
 
 
 def test_metrics_add_up_across_workers(tmp_path: Path) -> None:
-    process, url = _serve(tmp_path, "process", "--workers", "2")
+    # Metrics are what is checked here; tokens are covered elsewhere.
+    process, url = _serve(tmp_path, "process", "--workers", "2", env={"FINSYNC_AUTH__ENABLED": "false"})
     try:
         with httpx.Client(base_url=url, timeout=5) as client:
             for _ in range(40):
