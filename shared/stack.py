@@ -225,7 +225,8 @@ def run_stack(settings: Settings) -> int:
     try:
         stack.start()
         print("ready. Try:", flush=True)
-        print("  TOKEN=$(finsync token)", flush=True)
+        script = Path(sys.executable).parent / "finsync"
+        print(f"  TOKEN=$({script if script.exists() else 'finsync'} token)", flush=True)
         print(
             f'  curl -s -H "Authorization: Bearer $TOKEN" http://{settings.host}:{settings.ports.experience}/v1/overview',
             flush=True,

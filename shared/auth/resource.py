@@ -255,7 +255,6 @@ class TokenVerifier:
                 iss={"essential": True, "value": self.issuer},
                 aud={"essential": True, "value": self.audience},
                 exp={"essential": True},
-                jti={"essential": True},
             ).validate(claims)
         except (JoseError, ValueError) as exc:
             raise invalid_token(_describe(exc)) from exc
@@ -267,7 +266,9 @@ class TokenVerifier:
         scopes = frozenset(str(claims.get("scope", "")).split())
         obo = claims.get("obo") if internal else None
         principal = Principal(client_id=client_id, scopes=scopes, on_behalf_of=obo, internal=internal)
-        return float(claims["exp"]), str(claims["jti"]), principal
+        # Some issuers (Entra ID) put no ``jti`` in access tokens; such tokens cannot be
+        # revoked one by one, only by expiry or by rotating the issuer's keys.
+        return float(claims["exp"]), str(claims.get("jti", "")), principal
 
 
 def _has_kid(keys: KeySet, kid: object) -> bool:

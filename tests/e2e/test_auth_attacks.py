@@ -117,7 +117,8 @@ CASES: dict[str, tuple[Callable[[TestIssuer], str | None], int, str | None]] = {
     "missing scope": (lambda i: i.token(AUDIENCE, "flows:read"), 403, "insufficient_scope"),
     "unknown kid": (_other_key, 401, "invalid_token"),
     "tampered payload": (_tampered, 401, "invalid_token"),
-    "no jti": (lambda i: i.token(AUDIENCE, SCOPE, jti=None), 401, "invalid_token"),
+    "no exp": (lambda i: i.token(AUDIENCE, SCOPE, exp=None), 401, "invalid_token"),
+    "no aud": (lambda i: i.token(AUDIENCE, SCOPE, aud=None), 401, "invalid_token"),
 }
 
 
