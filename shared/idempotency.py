@@ -1,14 +1,15 @@
 """``Idempotency-Key`` on effectful writes (draft-ietf-httpapi-idempotency-key-header).
 
-An operation opts in through its handler ``opt``: ``IDEMPOTENCY_REQUIRED`` or
-``IDEMPOTENCY_OPTIONAL`` (POST and PATCH only). It documents the header with
+An operation opts in with ``**idempotent()`` (or ``idempotent("optional")``), or
+``**requires(scope, idempotency="required")`` when it also needs scopes (POST and
+PATCH only); that attaches the middleware to the operation alone. It documents the header with
 :data:`IdempotencyKeyRequired` or :data:`IdempotencyKeyOptional` as a handler
 parameter, and the answers below with
 ``problem_responses(*IDEMPOTENCY_STATUSES)``::
 
     @post(
         "/v1/journal-entries",
-        opt={**IDEMPOTENCY_REQUIRED},
+        **requires("erp:write", idempotency="required"),
         responses=problem_responses(*IDEMPOTENCY_STATUSES),
         response_headers=[REPLAYED_RESPONSE_HEADER],
     )
@@ -54,7 +55,7 @@ import hashlib
 import logging
 import secrets
 import time
-from typing import TYPE_CHECKING, Annotated, Any, Final, cast
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, cast
 from urllib.parse import quote
 
 import msgspec
@@ -81,8 +82,6 @@ if TYPE_CHECKING:
 
 __all__ = (
     "HEADER",
-    "IDEMPOTENCY_OPTIONAL",
-    "IDEMPOTENCY_REQUIRED",
     "IDEMPOTENCY_STATUSES",
     "KEY_PREFIX",
     "MAX_KEY_LENGTH",
@@ -91,6 +90,7 @@ __all__ = (
     "IdempotencyKeyOptional",
     "IdempotencyKeyRequired",
     "IdempotencyMiddleware",
+    "idempotent",
     "parse_key",
 )
 
@@ -104,11 +104,20 @@ MAX_KEY_LENGTH: Final = 255
 """Longest accepted header value, in characters."""
 KEY_PREFIX: Final = "finsync:idem"
 """Prefix of every idempotency record in Redis."""
-IDEMPOTENCY_REQUIRED: Final[dict[str, str]] = {"idempotency": "required"}
-"""Handler ``opt``: the write needs an ``Idempotency-Key``; without one it gets a 400."""
-IDEMPOTENCY_OPTIONAL: Final[dict[str, str]] = {"idempotency": "optional"}
-"""Handler ``opt``: a key is honoured when sent; without one the write just runs."""
 IDEMPOTENCY_STATUSES: Final = (400, 409, 422)
+
+
+def idempotent(mode: Literal["required", "optional"] = "required") -> dict[str, Any]:
+    """Route-decorator arguments that make an operation honour ``Idempotency-Key``.
+
+    The middleware is attached to the operation itself, so routes without keys
+    pay nothing for it: ``@post(..., **idempotent())``. With scopes, use
+    ``requires(..., idempotency="required")`` instead.
+    """
+    # "required": without a key the write gets a 400; "optional": a key is honoured when sent.
+    return {"opt": {"idempotency": mode}, "middleware": [IdempotencyMiddleware()]}
+
+
 """Error statuses an idempotent operation documents: ``problem_responses(*IDEMPOTENCY_STATUSES)``."""
 
 _KEY_DESCRIPTION = (

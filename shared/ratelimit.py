@@ -69,6 +69,8 @@ __all__ = ("KEY_PREFIX", "RateDecision", "RateLimiter", "RatePolicy", "sf_string
 logger = logging.getLogger("finsync.ratelimit")
 
 KEY_PREFIX = "finsync:ratelimit"
+RESOLVED_CACHE_SIZE = 10_000
+"""(caller, tier, route) -> (policy, Redis keys) entries kept; a full cache starts over."""
 """Prefix of every rate-limit key in Redis."""
 
 POLICY_FIELD = b"ratelimit-policy"
@@ -216,6 +218,7 @@ class RateLimiter:
             if registry is not None
             else None
         )
+        self._resolved: dict[tuple[str, str, str, str], tuple[RatePolicy, Sequence[str]]] = {}
         self._down_since: float | None = None
         self._down_until = 0.0
         self._affected = 0
@@ -252,13 +255,16 @@ class RateLimiter:
             RateLimitedError: Over the limit; its ``headers`` carry the RateLimit fields and ``Retry-After``.
             ServiceUnavailableError: Redis is unreachable and the failure policy is ``closed``.
         """
-        policy = self.policy_for(tier, method, route)
+        resolved = self._resolved.get((key, tier, method, route))
+        if resolved is None:
+            resolved = self._resolve(key, tier, method, route)
+        policy, keys = resolved
         if not self.settings.enabled:
             return RateDecision(True, policy.name, policy.quota, policy.window, None, None, [])
         if self._down_since is not None and time.monotonic() < self._down_until:
             return self._unavailable(policy)
         try:
-            allowed, remaining, reset_in = await self._count(self.key_for(policy, key), policy.item)
+            allowed, remaining, reset_in = await self._count(keys, policy.item)
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return self._unavailable(policy)
@@ -291,20 +297,32 @@ class RateLimiter:
         await self._redis.aclose()
         await self._pool.aclose()
 
-    async def _count(self, key: str, item: limits.RateLimitItem) -> tuple[bool, int, float]:
+    def _resolve(self, key: str, tier: str, method: str, route: str) -> tuple[RatePolicy, Sequence[str]]:
+        """The policy and the Redis keys of one caller on one route, remembered for the next call."""
+        policy = self.policy_for(tier, method, route)
+        counter = self.key_for(policy, key)
+        bridge = self._bridge
+        if self.moving_window:
+            keys: Sequence[str] = (bridge.prefixed_key(counter),)
+        else:
+            current = bridge.prefixed_key(f"{{{counter}}}")
+            keys = (f"{current}/-1", current)  # limits' layout: previous window, current window
+        if len(self._resolved) >= RESOLVED_CACHE_SIZE:
+            self._resolved.clear()
+        self._resolved[(key, tier, method, route)] = (policy, keys)
+        return policy, keys
+
+    async def _count(self, keys: Sequence[str], item: limits.RateLimitItem) -> tuple[bool, int, float]:
         """Acquire one unit and read the window, in one round trip; (allowed, remaining, reset in s)."""
         expiry = item.get_expiry()
         bridge = self._bridge
         now = time.time()
         if self.moving_window:
-            keys: Sequence[str] = (bridge.prefixed_key(key),)
             calls = [
                 (bridge.lua_acquire_moving_window, (now, item.amount, expiry, 1)),
                 (bridge.lua_moving_window, (now - expiry, item.amount)),
             ]
         else:
-            current = bridge.prefixed_key(f"{{{key}}}")
-            keys = (f"{current}/-1", current)  # limits' layout: previous window, current window
             calls = [
                 (bridge.lua_acquire_sliding_window, (item.amount, expiry, 1)),
                 (bridge.lua_sliding_window, (expiry,)),

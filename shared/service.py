@@ -27,7 +27,6 @@ from shared.auth.middleware import AccessControl, AuthMiddleware
 from shared.auth.resource import JwksSource, RevocationList, TokenVerifier
 from shared.health import HealthController
 from shared.http_client import LayerClient, create_http_client
-from shared.idempotency import IdempotencyMiddleware
 from shared.observability.access import AccessLog
 from shared.observability.logging import configure_logging
 from shared.observability.metrics import HttpMetrics, metrics_endpoint
@@ -128,6 +127,7 @@ def _access_control(name: str, settings: Settings, resource_server: bool) -> Acc
         verifier = TokenVerifier(auth, auth.audience or f"finsync-{name}", jwks, None, settings.clients)
     return AccessControl(
         verifier=verifier,
+        rate_limited=resource_server and settings.rate_limit.enabled,
         tiers={client_id: client.tier for client_id, client in settings.clients.items()},
         anonymous_tier=settings.rate_limit.anonymous_tier,
         public_metrics=auth.public_metrics,
@@ -143,7 +143,7 @@ async def _access_lifespan(app: Litestar, access: AccessControl) -> AsyncIterato
         await revocations.start()
         access.verifier.revocations = revocations
     limiter: RateLimiter | None = None
-    if settings.rate_limit.enabled:
+    if access.rate_limited:
         metrics: HttpMetrics | None = app.state.metrics
         limiter = RateLimiter(
             settings,
@@ -236,8 +236,9 @@ def create_service(
         request_class=FinsyncRequest,
         plugins=[problems_plugin()],
         openapi_config=_openapi(title, description, settings),
-        # Order matters: idempotency keys are scoped by the client that auth has verified.
-        middleware=[DefineMiddleware(AuthMiddleware, access=access), IdempotencyMiddleware()],
+        # Operations that take an Idempotency-Key carry their own middleware, inside this one,
+        # so keys are scoped by the client that auth has verified and other routes pay nothing.
+        middleware=[DefineMiddleware(AuthMiddleware, access=access)] if access.active else [],
         request_max_body_size=settings.http.max_body_size,
         logging_config=None,  # configure_logging owns the root logger: one JSON format
         debug=False,

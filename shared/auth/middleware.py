@@ -15,11 +15,12 @@ invalid, 403 with ``error="insufficient_scope"`` when a scope is missing (RFC
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from litestar.enums import ScopeType
 
 from shared.errors import AuthenticationError, PermissionDeniedError
+from shared.idempotency import idempotent
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,9 +47,20 @@ class Limiter(Protocol):
         ...
 
 
-def requires(*scopes: str) -> dict[str, Any]:
-    """Route-decorator arguments for an operation that needs ``scopes``: ``@get(..., **requires("flows:read"))``."""
-    return {"opt": {"scopes": scopes}, "security": [{SECURITY_SCHEME: list(scopes)}]}
+def requires(*scopes: str, idempotency: Literal["required", "optional"] | None = None) -> dict[str, Any]:
+    """Route-decorator arguments for an operation that needs ``scopes``: ``@get(..., **requires("flows:read"))``.
+
+    Args:
+        scopes: Every scope the caller's token must hold.
+        idempotency: For effectful writes: whether an ``Idempotency-Key`` is required or optional
+            (see :mod:`shared.idempotency`).
+    """
+    arguments: dict[str, Any] = {"opt": {"scopes": scopes}, "security": [{SECURITY_SCHEME: list(scopes)}]}
+    if idempotency is not None:
+        keyed = idempotent(idempotency)
+        arguments["opt"] |= keyed["opt"]
+        arguments["middleware"] = keyed["middleware"]
+    return arguments
 
 
 def public() -> dict[str, Any]:
@@ -76,8 +88,15 @@ class AccessControl:
     """Tier of callers without a token."""
     public_metrics: bool
     """``/metrics`` needs no token."""
+    rate_limited: bool = False
+    """Count calls against the tiers (the limiter itself is opened with Redis)."""
     limiter: Limiter | None = None
     """Set in the lifespan, once Redis is open; ``None`` when rate limiting is off."""
+
+    @property
+    def active(self) -> bool:
+        """Whether there is anything to check at all; if not, the middleware is left out."""
+        return self.verifier is not None or self.rate_limited
 
 
 class AuthMiddleware:

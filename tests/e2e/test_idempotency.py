@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -18,19 +17,19 @@ from redis.asyncio.connection import AbstractConnection
 from shared.auth import Principal
 from shared.errors import IdempotencyKeyInvalidError
 from shared.idempotency import (
-    IDEMPOTENCY_OPTIONAL,
-    IDEMPOTENCY_REQUIRED,
     IDEMPOTENCY_STATUSES,
     REPLAYED_RESPONSE_HEADER,
     IdempotencyKeyOptional,
     IdempotencyKeyRequired,
+    idempotent,
     parse_key,
 )
 from shared.problems import problem_responses
 from shared.service import create_service
+from tests.support import in_process
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import Callable
 
     from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -49,7 +48,7 @@ async def count(state: State, name: str) -> int:
 
 @post(
     "/v1/entries",
-    opt={**IDEMPOTENCY_REQUIRED},
+    **idempotent(),
     responses=problem_responses(*IDEMPOTENCY_STATUSES),
     response_headers=[REPLAYED_RESPONSE_HEADER],
 )
@@ -68,19 +67,19 @@ async def create_entry(
     )
 
 
-@patch("/v1/entries/{entry_id:str}", opt={**IDEMPOTENCY_REQUIRED})
+@patch("/v1/entries/{entry_id:str}", **idempotent())
 async def amend_entry(
     state: State, entry_id: FromPath[str], data: JSONBody[Entry], idempotency_key: IdempotencyKeyRequired
 ) -> dict[str, Any]:
     return {"execution": await count(state, "amend"), "id": entry_id}
 
 
-@post("/v1/optional", opt={**IDEMPOTENCY_OPTIONAL}, status_code=201)
+@post("/v1/optional", **idempotent("optional"), status_code=201)
 async def optional_key(state: State, idempotency_key: IdempotencyKeyOptional = None) -> dict[str, int]:
     return {"execution": await count(state, "optional")}
 
 
-@post("/v1/flaky/{status:int}", opt={**IDEMPOTENCY_REQUIRED}, status_code=201)
+@post("/v1/flaky/{status:int}", **idempotent(), status_code=201)
 async def flaky(
     state: State, status: FromPath[int], idempotency_key: IdempotencyKeyRequired
 ) -> Response[dict[str, int]]:
@@ -98,7 +97,7 @@ async def plain(state: State) -> dict[str, int]:
     return {"execution": await count(state, "plain")}
 
 
-@post("/v1/echo", opt={**IDEMPOTENCY_REQUIRED}, status_code=201, sync_to_thread=False)
+@post("/v1/echo", **idempotent(), status_code=201, sync_to_thread=False)
 def echo(data: JSONBody[Entry], idempotency_key: IdempotencyKeyRequired) -> Entry:
     return data
 
@@ -136,15 +135,6 @@ def idempotent_app(settings: Settings) -> Litestar:
     return app
 
 
-@asynccontextmanager
-async def served(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        app.lifespan(),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        yield client
-
-
 @pytest.fixture
 def app(make_settings: Callable[..., Settings]) -> Litestar:
     return idempotent_app(make_settings(auth={"enabled": False}, rate_limit={"enabled": False}))
@@ -170,7 +160,7 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 
 async def test_fifty_identical_requests_run_the_handler_once(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         headers = key_header()
         responses = await asyncio.gather(
             *(client.post("/v1/entries", json=ENTRY, headers=headers) for _ in range(50))
@@ -195,7 +185,7 @@ async def test_fifty_identical_requests_run_the_handler_once(app: Litestar) -> N
 
 
 async def test_a_completed_write_is_replayed_with_its_status_headers_and_body(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         headers = key_header()
         original = await client.post("/v1/entries", json=ENTRY, headers=headers)
         assert original.status_code == 201
@@ -211,7 +201,7 @@ async def test_a_completed_write_is_replayed_with_its_status_headers_and_body(ap
 
 
 async def test_patch_is_idempotent_too(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         headers = key_header()
         first = await client.patch("/v1/entries/e1", json=ENTRY, headers=headers)
         second = await client.patch("/v1/entries/e1", json=ENTRY, headers=headers)
@@ -222,7 +212,7 @@ async def test_patch_is_idempotent_too(app: Litestar) -> None:
 
 
 async def test_the_same_key_with_another_request_is_422(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         headers = key_header()
         assert (await client.post("/v1/entries", json=ENTRY, headers=headers)).status_code == 201
         other_body = await client.post("/v1/entries", json={**ENTRY, "amount": "99.00"}, headers=headers)
@@ -236,7 +226,7 @@ async def test_the_same_key_with_another_request_is_422(app: Litestar) -> None:
 
 
 async def test_the_same_key_while_the_first_runs_is_409_then_replayed(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         app.state.gate = asyncio.Event()
         app.state.entered = asyncio.Event()
         headers = key_header()
@@ -263,7 +253,7 @@ async def test_the_same_key_while_the_first_runs_is_409_then_replayed(app: Lites
 
 @pytest.mark.parametrize("status", [408, 429, 500, 503])
 async def test_a_failed_answer_is_never_stored_so_the_retry_runs_again(app: Litestar, status: int) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         headers = key_header()
         failed = await client.post(f"/v1/flaky/{status}", headers=headers)
         assert failed.status_code == status
@@ -278,7 +268,7 @@ async def test_a_failed_answer_is_never_stored_so_the_retry_runs_again(app: Lite
 
 
 async def test_a_client_error_answer_is_final_and_replayed(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         headers = key_header()
         bad = await client.post("/v1/echo", json={"account": 4000}, headers=headers)
         assert_problem(bad, 400, "bad-request")
@@ -290,14 +280,14 @@ async def test_a_client_error_answer_is_final_and_replayed(app: Litestar) -> Non
 
 
 async def test_a_missing_key_where_required_is_400(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         body = assert_problem(await client.post("/v1/entries", json=ENTRY), 400, "idempotency-key-missing")
         assert "Idempotency-Key" in body["detail"]
         assert await executions(app, "entries") == 0
 
 
 async def test_an_optional_key_may_be_left_out(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         assert (await client.post("/v1/optional")).json() == {"execution": 1}
         assert (await client.post("/v1/optional")).json() == {"execution": 2}
         headers = key_header()
@@ -308,7 +298,7 @@ async def test_an_optional_key_may_be_left_out(app: Litestar) -> None:
 
 
 async def test_operations_that_do_not_opt_in_ignore_the_key(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         headers = key_header()
         assert (await client.post("/v1/plain", headers=headers)).json() == {"execution": 1}
         second = await client.post("/v1/plain", headers=headers)
@@ -327,7 +317,7 @@ async def test_operations_that_do_not_opt_in_ignore_the_key(app: Litestar) -> No
     ids=["too-long", "not-ascii", "blank"],
 )
 async def test_a_bad_key_is_400(app: Litestar, value: str, code: str) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         response = await client.post(
             "/v1/entries", json=ENTRY, headers=[("Idempotency-Key", value.encode("latin-1"))]
         )
@@ -336,7 +326,7 @@ async def test_a_bad_key_is_400(app: Litestar, value: str, code: str) -> None:
 
 
 async def test_a_key_of_255_characters_is_accepted(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         response = await client.post("/v1/entries", json=ENTRY, headers=key_header("k" * 255))
         assert response.status_code == 201
 
@@ -352,7 +342,7 @@ def test_the_key_is_a_structured_field_string_or_a_bare_value() -> None:
 
 
 async def test_keys_are_scoped_per_client(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         key = uuid.uuid4().hex
         alice = {"Idempotency-Key": key, "X-Test-Client": "alice"}
         bob = {"Idempotency-Key": key, "X-Test-Client": "bob"}
@@ -379,7 +369,7 @@ async def test_keys_are_scoped_per_client(app: Litestar) -> None:
 
 
 async def test_records_expire_after_the_retention(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         key = uuid.uuid4().hex
         await client.post("/v1/entries", json=ENTRY, headers=key_header(key))
         ttl = await app.state.redis.ttl(f"finsync:idem:{app.state.service}:anonymous:{key}")
@@ -387,7 +377,7 @@ async def test_records_expire_after_the_retention(app: Litestar) -> None:
 
 
 async def test_redis_round_trips(app: Litestar, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         sent = [0]
         original = AbstractConnection.send_packed_command
 
@@ -413,7 +403,7 @@ async def test_redis_down_refuses_keyed_writes_with_503(make_settings: Callable[
             auth={"enabled": False}, rate_limit={"enabled": False}, redis_url="unix:///nonexistent/redis.sock"
         )
     )
-    async with served(app) as client:
+    async with in_process(app) as client:
         body = assert_problem(
             await client.post("/v1/echo", json=ENTRY, headers=key_header()), 503, "service-unavailable"
         )
@@ -432,7 +422,7 @@ def test_the_spec_documents_the_header_and_the_answers(app: Litestar) -> None:
 
 
 async def test_every_idempotency_problem_type_has_its_page(app: Litestar) -> None:
-    async with served(app) as client:
+    async with in_process(app) as client:
         for code in (
             "idempotency-key-missing",
             "idempotency-key-invalid",

@@ -9,7 +9,6 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
@@ -22,6 +21,7 @@ from shared.ratelimit import RateLimiter, sf_string
 from shared.redis import EmbeddedRedis
 from shared.service import create_service
 from shared.settings import Settings
+from tests.support import in_process
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -329,15 +329,6 @@ def limited_app(settings: Settings, service: str = "limited") -> Litestar:
     )
 
 
-@asynccontextmanager
-async def served(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        app.lifespan(),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        yield client
-
-
 @pytest.fixture
 def http_settings(make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
@@ -355,7 +346,7 @@ async def test_answers_carry_the_fields_and_a_429_is_a_problem_with_retry_after(
     http_settings: Callable[..., Settings], redis_url: str
 ) -> None:
     settings = http_settings()
-    async with served(limited_app(settings, service=f"limited-{uuid.uuid4().hex[:8]}")) as client:
+    async with in_process(limited_app(settings, service=f"limited-{uuid.uuid4().hex[:8]}")) as client:
         ok = await client.get("/v1/ping")
         assert ok.status_code == 200
         assert ok.headers["ratelimit-policy"] == '"anonymous";q=2;w=60'
@@ -381,7 +372,7 @@ async def test_answers_carry_the_fields_and_a_429_is_a_problem_with_retry_after(
 
 async def test_redis_down_over_http(http_settings: Callable[..., Settings], redis_url: str) -> None:
     open_app = limited_app(http_settings(redis_url=DEAD_REDIS))
-    async with served(open_app) as client:
+    async with in_process(open_app) as client:
         ok = await client.get("/v1/ping")
         assert ok.status_code == 200
         assert ok.headers["ratelimit-policy"] == '"anonymous";q=2;w=60'
@@ -391,7 +382,7 @@ async def test_redis_down_over_http(http_settings: Callable[..., Settings], redi
             'finsync_ratelimit_storage_errors_total{failure_policy="open",service="limited"} 1.0' in metrics
         )
     closed_app = limited_app(http_settings(redis_url=DEAD_REDIS, rate_limit={"failure_policy": "closed"}))
-    async with served(closed_app) as client:
+    async with in_process(closed_app) as client:
         refused = await client.get("/v1/ping")
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "1"
