@@ -15,15 +15,16 @@ invalid, 403 with ``error="insufficient_scope"`` when a scope is missing (RFC
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from litestar.enums import ScopeType
 
 from shared.errors import AuthenticationError, PermissionDeniedError
 from shared.idempotency import idempotent
+from shared.observability.middleware import RESPONSE_HEADERS
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import ASGIApp, Receive, Scope, Send
 
     from shared.auth import Principal
     from shared.auth.resource import TokenVerifier
@@ -135,13 +136,9 @@ class AuthMiddleware:
             key, tier = f"ip:{client[0] if client else 'unknown'}", access.anonymous_tier
         route = scope.get("path_template", scope["path"])
         decision = await access.limiter.check(key=key, tier=tier, method=scope["method"], route=route)
-
-        async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *decision.headers]
-            await send(message)
-
-        await self.app(scope, receive, send_with_limits)
+        # The observability middleware, which already wraps ``send``, adds them to the answer.
+        cast("dict[str, Any]", scope)[RESPONSE_HEADERS] = decision.headers
+        await self.app(scope, receive, send)
 
     async def _authenticate(self, scope: Scope) -> Principal:
         verifier = self.access.verifier

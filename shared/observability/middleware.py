@@ -10,7 +10,7 @@ against 0.79x for this middleware (README, "Benchmarks").
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from litestar.enums import ScopeType
 
@@ -22,7 +22,11 @@ if TYPE_CHECKING:
     from shared.observability.access import AccessLog
     from shared.observability.metrics import HttpMetrics
 
-__all__ = ("ObservabilityMiddleware",)
+__all__ = ("RESPONSE_HEADERS", "ObservabilityMiddleware")
+
+RESPONSE_HEADERS = "finsync.response_headers"
+"""Scope key where inner middleware leave headers for every answer (such as the RateLimit fields),
+so that ``send`` is wrapped once per request, here, rather than once per concern."""
 
 _PROBLEM_413 = (
     b'{"type":"/problems/payload-too-large","title":"Payload too large","status":413,'
@@ -70,7 +74,8 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *trace_headers]
+                extra: list[tuple[bytes, bytes]] = cast("dict[str, Any]", scope).get(RESPONSE_HEADERS, [])
+                message["headers"] = [*message.get("headers", ()), *trace_headers, *extra]
             await send(message)
 
         started = time.perf_counter()
