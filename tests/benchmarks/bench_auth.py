@@ -52,9 +52,11 @@ from tests.benchmarks.harness import (
     ROOT,
     SERVER_CPU,
     Load,
+    Pair,
     Server,
     ensure_wrk,
     measure_load,
+    ms,
     pinning,
     redis_counters,
     server_command,
@@ -95,19 +97,6 @@ class Run:
     redis_commands_per_request: float
     redis_round_trips_per_request: float
     redis_calls_per_request: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class Pair:
-    """A baseline run and a measured run, one after the other."""
-
-    base: Run
-    measured: Run
-
-    @property
-    def ratio(self) -> float:
-        """Measured throughput over baseline throughput."""
-        return self.measured.rps / self.base.rps
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -240,17 +229,13 @@ def _run(
     )
 
 
-def _ms(value: float | None) -> str:
-    return "   n/a" if value is None else f"{value:6.2f}"
-
-
-def _print_pairs(pairs: list[Pair], base: str, measured: str) -> None:
+def _print_pairs(pairs: list[Pair[Run]], base: str, measured: str) -> None:
     print(f"pair  {base:>12} req/s  p50 ms  p99 ms  {measured:>12} req/s  p50 ms  p99 ms  ratio")
     for i, pair in enumerate(pairs, 1):
         b, m = pair.base, pair.measured
         print(
-            f"{i:>4}  {b.rps:18.0f}  {_ms(b.p50_ms)}  {_ms(b.p99_ms)}  {m.rps:18.0f}  "
-            f"{_ms(m.p50_ms)}  {_ms(m.p99_ms)}  {pair.ratio:5.3f}"
+            f"{i:>4}  {b.rps:18.0f}  {ms(b.p50_ms)}  {ms(b.p99_ms)}  {m.rps:18.0f}  "
+            f"{ms(m.p50_ms)}  {ms(m.p99_ms)}  {pair.ratio:5.3f}"
         )
     for pair in pairs:
         for run in (pair.base, pair.measured):
@@ -293,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     wrk = ensure_wrk()
     if not pinning(SERVER_CPU):
         print("WARNING: taskset or a second CPU is missing: servers and wrk are not pinned", flush=True)
-    main_pairs: list[Pair] = []
-    layer_pairs: list[Pair] = []
+    main_pairs: list[Pair[Run]] = []
+    layer_pairs: list[Pair[Run]] = []
     with tempfile.TemporaryDirectory(prefix="finsync-bench-") as tmp:
         logs = Path(tmp)
         issuer = TestIssuer(logs)

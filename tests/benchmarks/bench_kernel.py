@@ -33,10 +33,12 @@ from tests.benchmarks.harness import (
     ROOT,
     SERVER_CPU,
     Load,
+    Pair,
     Server,
     ensure_packages,
     ensure_wrk,
     measure_load,
+    ms,
     pinning,
     server_env,
     serving,
@@ -65,19 +67,6 @@ class Run:
     p99_ms: float | None
     errors: str | None
     log_bytes: int
-
-
-@dataclass
-class Pair:
-    """A bare run and a variant run, measured one after the other."""
-
-    bare: Run
-    variant: Run
-
-    @property
-    def ratio(self) -> float:
-        """Variant throughput over bare throughput."""
-        return self.variant.rps / self.bare.rps
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -135,10 +124,6 @@ def measure(
     )
 
 
-def _ms(value: float | None) -> str:
-    return "   n/a" if value is None else f"{value:6.2f}"
-
-
 def reproduce_command(args: argparse.Namespace) -> str:
     """The command that reproduces this result, from the repository root."""
     return (
@@ -147,7 +132,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
     )
 
 
-def report(pairs: list[Pair], args: argparse.Namespace, wrk: str) -> bool:
+def report(pairs: list[Pair[Run]], args: argparse.Namespace, wrk: str) -> bool:
     """Print the pairs, the median ratio and the verdict; write the JSON result. True on PASS."""
     median = statistics.median(p.ratio for p in pairs)
     passed = median >= TARGET
@@ -155,19 +140,19 @@ def report(pairs: list[Pair], args: argparse.Namespace, wrk: str) -> bool:
     print()
     print(f"pair  bare req/s  p50 ms  p99 ms  {variant:>7} req/s  p50 ms  p99 ms  ratio")
     for i, pair in enumerate(pairs, 1):
-        b, v = pair.bare, pair.variant
+        b, v = pair.base, pair.measured
         print(
-            f"{i:>4}  {b.rps:10.0f}  {_ms(b.p50_ms)}  {_ms(b.p99_ms)}  {v.rps:13.0f}  "
-            f"{_ms(v.p50_ms)}  {_ms(v.p99_ms)}  {pair.ratio:5.3f}"
+            f"{i:>4}  {b.rps:10.0f}  {ms(b.p50_ms)}  {ms(b.p99_ms)}  {v.rps:13.0f}  "
+            f"{ms(v.p50_ms)}  {ms(v.p99_ms)}  {pair.ratio:5.3f}"
         )
     for pair in pairs:
-        for run in (pair.bare, pair.variant):
+        for run in (pair.base, pair.measured):
             if run.errors:
                 print(f"WARNING: {run.app} run reported {run.errors}")
     print()
     print(f"median ratio {variant}/bare: {median:.3f}x (target >= {TARGET}x): {'PASS' if passed else 'FAIL'}")
-    bare_rps = statistics.median(p.bare.rps for p in pairs)
-    variant_rps = statistics.median(p.variant.rps for p in pairs)
+    bare_rps = statistics.median(p.base.rps for p in pairs)
+    variant_rps = statistics.median(p.measured.rps for p in pairs)
     print(f"median req/s: bare {bare_rps:.0f}, {variant} {variant_rps:.0f}")
     command = reproduce_command(args)
     print(f"server:  {shlex.join(server_command(variant, 0)).replace('--port 0', '--port PORT')}")
@@ -183,7 +168,7 @@ def report(pairs: list[Pair], args: argparse.Namespace, wrk: str) -> bool:
         "median_ratio": round(median, 4),
         "passed": passed,
         "ratios": [round(p.ratio, 4) for p in pairs],
-        "pairs": [{"bare": asdict(p.bare), variant: asdict(p.variant)} for p in pairs],
+        "pairs": [{"bare": asdict(p.base), variant: asdict(p.measured)} for p in pairs],
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
@@ -205,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_packages(PLUGIN_PACKAGES)
     if not pinning(SERVER_CPU):
         print("WARNING: taskset or a second CPU is missing: server and wrk are not pinned", flush=True)
-    pairs: list[Pair] = []
+    pairs: list[Pair[Run]] = []
     with tempfile.TemporaryDirectory(prefix="finsync-bench-") as tmp:
         redis = EmbeddedRedis(Path(tmp))
         redis.start()

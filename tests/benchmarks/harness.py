@@ -21,7 +21,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Generic, Protocol, TypeVar
 
 import redis as syncredis
 
@@ -374,3 +374,28 @@ def redis_counters(client: syncredis.Redis) -> RedisCounters:
     return RedisCounters(
         int(info["total_commands_processed"]), int(info["total_reads_processed"]), per_command
     )
+
+
+class _Throughput(Protocol):
+    rps: float
+
+
+RunT = TypeVar("RunT", bound=_Throughput)
+
+
+@dataclass
+class Pair(Generic[RunT]):
+    """A baseline run and a measured run, one after the other."""
+
+    base: RunT
+    measured: RunT
+
+    @property
+    def ratio(self) -> float:
+        """Measured throughput over baseline throughput."""
+        return self.measured.rps / self.base.rps
+
+
+def ms(value: float | None) -> str:
+    """A latency column: milliseconds, or ``n/a``."""
+    return "   n/a" if value is None else f"{value:6.2f}"
