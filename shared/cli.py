@@ -35,10 +35,9 @@ def _serve(args: argparse.Namespace) -> int:
     embedded: EmbeddedRedis | None = None
     if settings.redis_url is None:
         # One Redis per data dir: reuse a running one, else start it and own it.
-        embedded = EmbeddedRedis(Path(settings.data_dir).resolve())
-        if not embedded.start():
-            embedded = None
-        os.environ["FINSYNC_REDIS_URL"] = EmbeddedRedis(Path(settings.data_dir).resolve()).url
+        redis = EmbeddedRedis(Path(settings.data_dir).resolve())
+        embedded = redis if redis.start() else None
+        os.environ["FINSYNC_REDIS_URL"] = redis.url
     if args.workers > 1:
         # prometheus_client chooses its value store at import, in each worker: set this first.
         metrics_dir = Path(settings.data_dir).resolve() / "metrics" / args.layer

@@ -26,6 +26,8 @@ from tests.support import REPO, closed_port
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from litestar import Litestar
+
     from shared.settings import Settings
 
 SPECS = REPO / "openapi"
@@ -40,6 +42,16 @@ class Recorder:
     async def __call__(self, response: httpx.Response) -> None:
         await response.aread()
         self.responses.append(response)
+
+
+def recorded_client(app: Litestar, recorder: Recorder) -> httpx.AsyncClient:
+    """The kernel's client for a layer below, over ASGI to ``app``, recording every answer."""
+    http = create_http_client(
+        "http://below", service="test", timeout=5, retries=0, backoff_factor=0,
+        transport=httpx.ASGITransport(app=app),
+    )  # fmt: skip
+    http.event_hooks["response"].append(recorder)
+    return http
 
 
 def assert_exchanges_match_spec(layer: str, responses: list[httpx.Response]) -> set[str]:
@@ -107,17 +119,11 @@ async def test_system_client_pages_through_the_real_system_layer(
     settings = make_settings(sources=_sources(5), auth={"enabled": False})
     recorder = Recorder()
     system = create_system_app(settings)
-    async with system.lifespan():
-        http = create_http_client(
-            "http://system", service="test", timeout=5, retries=0, backoff_factor=0,
-            transport=httpx.ASGITransport(app=system),
-        )  # fmt: skip
-        http.event_hooks["response"].append(recorder)
-        async with http:
-            client = system_client.SystemClient(http)
-            client.page_size = 2
-            sources = await client.list_sources()
-            probe = await client.ready()
+    async with system.lifespan(), recorded_client(system, recorder) as http:
+        client = system_client.SystemClient(http)
+        client.page_size = 2
+        sources = await client.list_sources()
+        probe = await client.ready()
     assert [source.id for source in sources] == [f"src-{n:02d}" for n in range(5)]
     assert all(source.health.status == "down" for source in sources)
     assert probe.status == "up"
@@ -130,18 +136,12 @@ async def test_process_client_calls_the_real_process_layer(make_settings: Callab
     recorder = Recorder()
     system = create_system_app(settings)
     process = create_process_app(settings, system_transport=httpx.ASGITransport(app=system))
-    async with system.lifespan(), process.lifespan():
-        http = create_http_client(
-                "http://process", service="test", timeout=5, retries=0, backoff_factor=0,
-                transport=httpx.ASGITransport(app=process),
-            )  # fmt: skip
-        http.event_hooks["response"].append(recorder)
-        async with http:
-            client = process_client.ProcessClient(http)
-            client.page_size = 4
-            flows = await client.list_flows()
-            health = await client.system_health()
-            probe = await client.ready()
+    async with system.lifespan(), process.lifespan(), recorded_client(process, recorder) as http:
+        client = process_client.ProcessClient(http)
+        client.page_size = 4
+        flows = await client.list_flows()
+        health = await client.system_health()
+        probe = await client.ready()
     assert len(flows) == 6
     assert len({flow.id for flow in flows}) == 6
     assert health.status == "up"

@@ -17,13 +17,18 @@ def auth(stack: LiveStack, layer: str) -> dict[str, str]:
     return {"authorization": f"Bearer {stack.token(f'finsync-{layer}')}"}
 
 
-def test_one_trace_id_runs_through_all_three_services(live_stack: LiveStack) -> None:
-    trace_id = os.urandom(16).hex()
-    response = httpx.get(
-        f"{live_stack.urls['experience']}/v1/overview",
-        headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01", **auth(live_stack, "experience")},
+def traced_overview(stack: LiveStack, trace_id: str) -> httpx.Response:
+    """``GET /v1/overview`` as ``demo``, continuing the trace ``trace_id``."""
+    return httpx.get(
+        f"{stack.urls['experience']}/v1/overview",
+        headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01", **auth(stack, "experience")},
         timeout=10,
     )
+
+
+def test_one_trace_id_runs_through_all_three_services(live_stack: LiveStack) -> None:
+    trace_id = os.urandom(16).hex()
+    response = traced_overview(live_stack, trace_id)
     assert response.status_code == 200
     assert response.headers["x-trace-id"] == trace_id
 
@@ -53,11 +58,7 @@ def test_one_trace_id_runs_through_all_three_services(live_stack: LiveStack) -> 
 
 def test_the_original_caller_reaches_the_system_layer(live_stack: LiveStack) -> None:
     trace_id = os.urandom(16).hex()
-    response = httpx.get(
-        f"{live_stack.urls['experience']}/v1/overview",
-        headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01", **auth(live_stack, "experience")},
-        timeout=10,
-    )
+    response = traced_overview(live_stack, trace_id)
     assert response.status_code == 200
 
     def callers(layer: str) -> set[tuple[object, object]]:
