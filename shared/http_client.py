@@ -21,7 +21,7 @@ from shared import errors
 from shared.observability.context import current_trace
 from shared.pagination import Page
 
-__all__ = ("LayerClient", "Probe", "create_http_client", "probe")
+__all__ = ("LayerClient", "Probe", "create_http_client", "elapsed_ms", "probe")
 
 T = TypeVar("T")
 
@@ -151,13 +151,13 @@ async def probe(client: httpx.AsyncClient, url: str, timeout: float | None = Non
     try:
         response = await (client.get(url) if timeout is None else client.get(url, timeout=timeout))
     except httpx.TimeoutException:
-        return Probe(status="down", latency_ms=_ms_since(started), detail="no answer in time")
+        return Probe(status="down", latency_ms=elapsed_ms(started), detail="no answer in time")
     except httpx.HTTPError as exc:
         return Probe(
-            status="down", latency_ms=_ms_since(started), detail=f"unreachable: {type(exc).__name__}"
+            status="down", latency_ms=elapsed_ms(started), detail=f"unreachable: {type(exc).__name__}"
         )
     status: Literal["up", "down"] = "up" if response.is_success else "down"
-    return Probe(status=status, latency_ms=_ms_since(started), detail=f"HTTP {response.status_code}")
+    return Probe(status=status, latency_ms=elapsed_ms(started), detail=f"HTTP {response.status_code}")
 
 
 class Probe(msgspec.Struct, kw_only=True):
@@ -171,5 +171,6 @@ class Probe(msgspec.Struct, kw_only=True):
     """What was seen, such as ``HTTP 503`` or ``unreachable: ConnectError``."""
 
 
-def _ms_since(started: float) -> float:
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since ``started`` (a ``time.perf_counter()`` reading), to the microsecond."""
     return round((time.perf_counter() - started) * 1000, 3)

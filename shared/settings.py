@@ -59,6 +59,8 @@ class PortSettings(_Base):
     """process_apis."""
     experience: Port = 8103
     """experience_apis."""
+    erp: Port = 8110
+    """The local stack's Tryton server."""
 
 
 class LogSettings(_Base):
@@ -108,8 +110,33 @@ class HttpSourceConfig(_Base, tag="http", tag_field="kind"):
     """Free text shown in listings."""
 
 
-SourceConfig = HttpSourceConfig
-"""Union of every source kind; later connector kinds join it as tagged Structs."""
+class TrytonSourceConfig(_Base, tag="tryton", tag_field="kind"):
+    """A Tryton ERP: one database of one Tryton server, reached over JSON-RPC as one service user."""
+
+    url: str
+    """The Tryton server, e.g. ``http://127.0.0.1:8110``."""
+    database: str
+    """The Tryton database this source is."""
+    login: str = "finsync"
+    """The service user's login."""
+    password: str | None = None
+    """The service user's password; prefer ``password_file``."""
+    password_file: str | None = None
+    """File holding the service user's password."""
+    timeout: PositiveFloat = 30.0
+    """Seconds to wait for one JSON-RPC answer before answering 504."""
+    concurrency: Annotated[int, Meta(ge=1, le=64)] = 4
+    """Calls in flight at once against this ERP."""
+    lookback: PositiveFloat = 300.0
+    """Seconds incremental reads look back, at least the longest ERP transaction (late commits)."""
+    description: str = ""
+    """Free text shown in listings."""
+
+
+SourceConfig = HttpSourceConfig | TrytonSourceConfig
+SourceKind = Literal["http", "tryton"]
+"""The ``kind`` tags of :data:`SourceConfig`."""
+"""Union of every source kind, tagged by ``kind``."""
 
 Scope = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)?$")]
 Rate = Annotated[str, Meta(pattern=r"^\d+ ?(/|per) ?(\d+ )?(second|minute|hour|day)s?$")]
@@ -197,6 +224,16 @@ class RateLimitSettings(_Base):
     """Tier of callers without a token, keyed by client IP."""
 
 
+class ErpSettings(_Base):
+    """The local stack's ERP: Tryton on PostgreSQL."""
+
+    database_url: str | None = None
+    """PostgreSQL server holding the ERP databases (``FINSYNC_ERP__DATABASE_URL``). Unset: an embedded
+    PostgreSQL in ``data_dir``, owned by the stack."""
+    seed_lines: Annotated[int, Meta(ge=0)] = 10_000
+    """About how many journal lines the seed script posts."""
+
+
 class IdempotencySettings(_Base):
     """Idempotency-Key handling on effectful writes."""
 
@@ -249,6 +286,8 @@ class Settings(_Base):
     """Rate limiting."""
     idempotency: IdempotencySettings = msgspec.field(default_factory=IdempotencySettings)
     """Idempotency keys."""
+    erp: ErpSettings = msgspec.field(default_factory=ErpSettings)
+    """The local stack's ERP."""
 
     def below_url(self, layer: LayerName) -> str:
         """Base URL of ``layer``, from its explicit setting or the local port table."""

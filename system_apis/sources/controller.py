@@ -11,6 +11,7 @@ from litestar.params import FromPath, Parameter
 from shared.auth.middleware import AUTH_ERRORS, requires
 from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, paginate
 from shared.problems import problem_responses
+from shared.settings import SourceKind
 from system_apis.sources.schemas import Source, SourcePage
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class SourcesController(Controller):
         state: State,
         limit: LimitParam = DEFAULT_LIMIT,
         cursor: CursorParam = None,
-        kind: Annotated[Literal["http"] | None, Parameter(description="Only sources of this kind.")] = None,
+        kind: Annotated[SourceKind | None, Parameter(description="Only sources of this kind.")] = None,
         status: Annotated[
             Literal["up", "down"] | None, Parameter(description="Only sources in this health status.")
         ] = None,

@@ -7,7 +7,9 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from shared.settings import HttpSourceConfig
 from system_apis.connectors.http.connector import HttpConnector
+from system_apis.connectors.tryton.probe import TrytonProbe
 from system_apis.sources.schemas import Source, SourceHealth
 
 if TYPE_CHECKING:
@@ -28,6 +30,8 @@ class SourceRegistry:
         self.configs = configs
         self.connectors = {
             source_id: HttpConnector(client, cfg.base_url, cfg.health_path, cfg.timeout)
+            if isinstance(cfg, HttpSourceConfig)
+            else TrytonProbe(client, cfg)
             for source_id, cfg in configs.items()
         }
         self._cache: dict[str, tuple[float, SourceHealth]] = {}

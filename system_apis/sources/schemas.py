@@ -8,6 +8,7 @@ from typing import Literal
 import msgspec
 
 from shared.pagination import Page
+from shared.settings import SourceKind
 
 __all__ = ("Source", "SourceHealth", "SourcePage")
 
@@ -30,7 +31,7 @@ class Source(msgspec.Struct, kw_only=True):
 
     id: str
     """Source id from the configuration, such as ``erp-us``."""
-    kind: Literal["http"]
+    kind: SourceKind
     """Connector kind."""
     description: str
     """Free text from the configuration."""

@@ -13,8 +13,8 @@ so the apps differ only in what wraps that route:
   and rate limiting on, from ``FINSYNC_*`` settings (``bench_auth`` sets the JWKS
   file, the issuer and a tier limit that never trips);
 - ``bare_redis_app``: a plain ``Litestar`` app whose route makes the same Redis
-  round trip as the rate limiter (one pipeline of the same two ``limits`` Lua
-  scripts, by ``EVALSHA``) with raw redis-py, and nothing else;
+  round trip as the rate limiter (the same two ``limits`` Lua scripts, by
+  ``EVALSHA``, written at once on a raw redis-py connection), and nothing else;
 - ``layer_lower_app`` / ``layer_upper_app``: a lower layer and a layer above it whose
   route calls the lower route over HTTP (``create_service(below=...)``) and answers
   its JSON, auth and rate limits on; ``layer_lower_open_app`` / ``layer_upper_open_app``:
@@ -50,6 +50,8 @@ from shared.settings import AuthSettings, RateLimitSettings, Settings, load_sett
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from redis.asyncio.connection import Connection
 
 __all__ = (
     "BELOW_SCOPE",
@@ -152,18 +154,21 @@ def _lua(name: str) -> str:
 
 @dataclass
 class _RawRedis:
-    client: aioredis.Redis
-    acquire_sha: str
-    window_sha: str
+    pool: aioredis.ConnectionPool
+    packed: list[bytes]
+    idle: list[Connection]
 
 
 def bare_redis_app() -> Litestar:
     """The baseline of ``auth_app``: a plain app whose route makes the rate limiter's Redis round trip.
 
-    One pipeline (no transaction) of ``EVALSHA`` of ``limits``' sliding-window
-    scripts, acquire then read, on the same keys layout and arguments as
-    ``shared.ratelimit.RateLimiter`` with the ``BENCH_RATE`` limit, with a raw
-    redis-py client opened in the lifespan; the answers are not looked at.
+    The same wire path as ``shared.ratelimit.RateLimiter``, so the ratio measures
+    everything but that I/O: ``EVALSHA`` of ``limits``' sliding-window scripts,
+    acquire then read, on the same key layout and arguments with the ``BENCH_RATE``
+    limit, packed once and written to a raw redis-py connection taken from a free
+    list (no socket timeout: nothing but the I/O), then both replies read (and not
+    looked at). With redis-py's pipeline API
+    instead, this baseline is about 10% slower (README, "Benchmarks").
     """
     url = os.environ["FINSYNC_REDIS_URL"]
     item = limits.parse(BENCH_RATE)
@@ -174,23 +179,34 @@ def bare_redis_app() -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        client = aioredis.Redis.from_url(url)
+        pool = aioredis.ConnectionPool.from_url(url, socket_timeout=None)
+        client = aioredis.Redis(connection_pool=pool)
         try:
             acquire = await client.script_load(_lua("acquire_sliding_window"))
             window = await client.script_load(_lua("sliding_window"))
-            raw.append(_RawRedis(client, acquire, window))
+            packed = pool.make_connection().pack_commands(
+                [
+                    ("EVALSHA", acquire, 2, *keys, item.amount, expiry, 1),
+                    ("EVALSHA", window, 2, *keys, expiry),
+                ]
+            )
+            raw.append(_RawRedis(pool, packed, []))
             yield
         finally:
+            for connection in raw[0].idle if raw else ():
+                await connection.disconnect()
             await client.aclose()
+            await pool.aclose()
 
     @get(PING_PATH)
     async def ping() -> dict[str, str]:
         """Make one Redis round trip, then answer with a constant JSON object."""
         redis = raw[0]
-        async with redis.client.pipeline(transaction=False) as pipe:
-            pipe.evalsha(redis.acquire_sha, 2, *keys, item.amount, expiry, 1)
-            pipe.evalsha(redis.window_sha, 2, *keys, expiry)
-            await pipe.execute(raise_on_error=False)
+        connection = redis.idle.pop() if redis.idle else redis.pool.make_connection()
+        await connection.send_packed_command(redis.packed, check_health=False)
+        await connection.read_response()
+        await connection.read_response()
+        redis.idle.append(connection)
         return {"status": "ok"}
 
     return Litestar(route_handlers=[ping], lifespan=[lifespan])

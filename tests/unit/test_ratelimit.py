@@ -268,6 +268,38 @@ async def test_redis_down_closed_refuses_with_503(redis_url: str, caplog: pytest
     assert len(caplog.records) == 1
 
 
+async def test_a_redis_that_never_answers_costs_one_timeout_then_fails_open(redis_url: str) -> None:
+    """A Redis that accepts connections but never replies (hung, or a black-holing proxy)."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        settings = settings_for(redis_url, tiers={"default": {"limit": "3/minute"}})
+        rl = RateLimiter(settings, f"redis://127.0.0.1:{port}", service="hung", timeout=0.2, retry_interval=5)
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            decision = await rl.check(key="client:a", tier="default", method="GET", route="/v1/x")
+            waited = loop.time() - started
+            assert decision.degraded
+            assert 0.2 <= waited < 0.6, waited
+            # Within the retry interval the hung Redis is not tried again: no second wait.
+            started = loop.time()
+            assert (await rl.check(key="client:a", tier="default", method="GET", route="/v1/x")).degraded
+            assert loop.time() - started < 0.05
+        finally:
+            await rl.aclose()
+    finally:
+        for writer in accepted:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
+
+
 async def test_recovery_is_logged_once_and_redis_rests_for_the_retry_interval(
     redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,0 +1,1 @@
+"""The Tryton ERP connector: JSON-RPC client, mapping to the canonical model, and the ERP runtime."""
