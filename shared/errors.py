@@ -20,6 +20,11 @@ status and an RFC 9457 ``type`` in one table.
     │   ├── PayloadTooLargeError
     │   ├── UnsupportedMediaTypeError
     │   └── BusinessRuleError
+    │       └── InvalidEntryError        a create payload broke business rules; ``violations`` names each line
+    │           ├── OversizedEntryError      more lines than the documented limit
+    │           ├── UnknownCurrencyError     not an active ISO 4217 code with minor units
+    │           ├── InvalidAmountError       negative, both sides, all zero, or finer than the currency allows
+    │           └── UnbalancedJournalError   debits differ from credits in at least one currency
     ├── RateLimitedError           the caller is over a limit
     ├── ServiceUnavailableError    this service's own state store (Redis) cannot be reached
     └── UpstreamError              a system below us failed
@@ -31,7 +36,13 @@ status and an RFC 9457 ``type`` in one table.
 
 from __future__ import annotations
 
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = (
     "AuthenticationError",
@@ -39,23 +50,30 @@ __all__ = (
     "BusinessRuleError",
     "ClientError",
     "ConflictError",
+    "CurrencyImbalance",
     "FinsyncError",
     "IdempotencyKeyInUseError",
     "IdempotencyKeyInvalidError",
     "IdempotencyKeyMissingError",
     "IdempotencyKeyReusedError",
+    "InvalidAmountError",
+    "InvalidEntryError",
     "NotFoundError",
+    "OversizedEntryError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitedError",
     "ServiceUnavailableError",
     "SettingsError",
+    "UnbalancedJournalError",
+    "UnknownCurrencyError",
     "UnsupportedMediaTypeError",
     "UpstreamContractError",
     "UpstreamError",
     "UpstreamRejectedError",
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
+    "Violation",
 )
 
 
@@ -169,6 +187,91 @@ class IdempotencyKeyReusedError(ClientError):
 
     code = "idempotency-key-reused"
     title = "Idempotency-Key reused"
+
+
+class Violation(msgspec.Struct, frozen=True, kw_only=True):
+    """One reason a payload was refused: which line, which field, and why."""
+
+    reason: str
+    """Stable slug of the rule, such as ``negative-amount`` or ``unbalanced``."""
+    message: str
+    """What is wrong, for a person."""
+    line: int | None = None
+    """Index (from 0) of the offending line in the payload's ``lines``; null when the whole payload is at fault."""
+    field: str | None = None
+    """The offending field, such as ``debit``, ``currency`` or ``lines``."""
+
+
+class CurrencyImbalance(msgspec.Struct, frozen=True, kw_only=True):
+    """The debit and credit totals of one currency of a journal entry that do not agree."""
+
+    currency: str
+    """ISO 4217 code of the lines concerned."""
+    debit: Decimal
+    """Sum of the debits in this currency."""
+    credit: Decimal
+    """Sum of the credits in this currency."""
+    difference: Decimal
+    """``debit - credit``; positive when debits exceed credits."""
+    lines: tuple[int, ...]
+    """Indexes (from 0) of the lines in this currency."""
+
+
+class InvalidEntryError(BusinessRuleError):
+    """A journal entry, invoice, payment or party broke business rules; ``violations`` names each offending line and the reason."""
+
+    code = "invalid-entry"
+    title = "Invalid entry"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        violations: Sequence[Violation] = (),
+        imbalances: Sequence[CurrencyImbalance] = (),
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        # Problem members must be plain JSON (money as decimal strings), whoever encodes the answer.
+        super().__init__(
+            detail,
+            headers=headers,
+            violations=msgspec.to_builtins(tuple(violations)),
+            **({"imbalances": msgspec.to_builtins(tuple(imbalances))} if imbalances else {}),
+            **extra,
+        )
+        self.violations = tuple(violations)
+        """Every offending line and field, with the rule it broke."""
+        self.imbalances = tuple(imbalances)
+        """Per currency, the totals that do not balance (journal entries only)."""
+
+
+class OversizedEntryError(InvalidEntryError):
+    """The payload has more lines than the documented limit (1,000 for a journal entry); split it."""
+
+    code = "oversized-entry"
+    title = "Oversized entry"
+
+
+class UnknownCurrencyError(InvalidEntryError):
+    """A currency is not an active ISO 4217 code with minor units (such as ``USD`` or ``JPY``)."""
+
+    code = "unknown-currency"
+    title = "Unknown currency"
+
+
+class InvalidAmountError(InvalidEntryError):
+    """An amount is negative, on both the debit and the credit side, all zero, or has more decimals than its currency's minor unit allows."""
+
+    code = "invalid-amount"
+    title = "Invalid amount"
+
+
+class UnbalancedJournalError(InvalidEntryError):
+    """A journal entry's debits do not equal its credits in at least one currency; ``imbalances`` gives each currency's totals and difference."""
+
+    code = "unbalanced-journal"
+    title = "Unbalanced journal entry"
 
 
 class RateLimitedError(FinsyncError):

@@ -1,0 +1,208 @@
+"""One valid instance of every canonical type, for round trips and rule tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from shared import canonical as c
+
+RECORD: dict[str, Any] = {
+    "source": "erp-us",
+    "modified_at": datetime(2026, 3, 31, 17, 45, 12, 345000, tzinfo=UTC),
+    "mapping_version": "tryton/v1",
+}
+
+
+def record(kind: str, ref: str = "42") -> dict[str, Any]:
+    """The fields every record has, for a record of ``kind``."""
+    return {"id": f"erp-us:{kind}:{ref}", "source_ref": ref, **RECORD}
+
+
+def line(
+    account: str, *, debit: str = "0", credit: str = "0", currency: str = "USD", **extra: Any
+) -> c.JournalLine:
+    return c.JournalLine(
+        account_code=account, debit=Decimal(debit), credit=Decimal(credit), currency=currency, **extra
+    )
+
+
+def entry(*lines: c.JournalLine, external_ref: str = "test:entry:1") -> c.JournalEntryCreate:
+    return c.JournalEntryCreate(
+        external_ref=external_ref, entity="US", posting_date=date(2026, 3, 15), lines=tuple(lines)
+    )
+
+
+BALANCED_USD = entry(
+    line("6100", debit="1250.00", cost_center="CC-100", description="Rent", party="SUP-1"),
+    line("2000", credit="1250.00"),
+)
+
+INVOICE_LINES = (
+    c.InvoiceLine(
+        description="Consulting, March",
+        quantity=Decimal("12.5"),
+        unit_price=Decimal("150.0000"),
+        amount=Decimal("1875.00"),
+        product="SVC-CONSULT",
+        account_code="4000",
+        tax_codes=("VAT20",),
+        cost_center="CC-100",
+    ),
+)
+
+
+def every_type() -> list[Any]:
+    """One instance of each canonical Struct."""
+    return [
+        c.LegalEntity(
+            **record("entity"),
+            code="US",
+            name="Finsync US Inc.",
+            currency="USD",
+            time_zone="America/New_York",
+        ),
+        c.Account(
+            **record("account"),
+            code="6100",
+            name="Rent",
+            type=c.AccountType.EXPENSE,
+            normal_balance=c.NormalBalance.DEBIT,
+            parent_code="6",
+            is_leaf=True,
+            entity="US",
+        ),
+        c.CostCenter(**record("cost-center"), code="CC-100", name="Sales", entity="US", parent_code=None),
+        c.Department(**record("department"), code="FIN", name="Finance", entity="US"),
+        c.Project(
+            **record("project"),
+            code="P-7",
+            name="Launch",
+            entity="US",
+            start_date=date(2026, 1, 1),
+            end_date=date(2026, 12, 31),
+        ),
+        c.Product(
+            **record("product"), code="SVC-CONSULT", name="Consulting", kind=c.ProductKind.SERVICE, unit="h"
+        ),
+        c.Customer(
+            **record("customer"),
+            code="CUS-1",
+            name="Acme",
+            tax_id="US12-3456789",
+            country="US",
+            currency="USD",
+        ),
+        c.Supplier(**record("supplier"), code="SUP-1", name="Landlord LLC", country="US"),
+        c.TaxCode(**record("tax"), code="VAT20", name="VAT 20%", entity="US", rate=Decimal("0.2")),
+        c.FiscalPeriod(
+            **record("period"),
+            entity="US",
+            fiscal_year="2026",
+            code="2026-03",
+            start_date=date(2026, 3, 1),
+            end_date=date(2026, 3, 31),
+            state=c.PeriodState.OPEN,
+        ),
+        c.JournalEntry(
+            **record("move"),
+            external_ref="test:entry:1",
+            entity="US",
+            posting_date=date(2026, 3, 15),
+            period="2026-03",
+            journal="MISC",
+            description="March rent",
+            state=c.EntryState.POSTED,
+            lines=BALANCED_USD.lines,
+        ),
+        BALANCED_USD,
+        c.Invoice(
+            **record("invoice"),
+            external_ref="crm:opp-1:invoice",
+            entity="US",
+            customer="CUS-1",
+            number="INV-2026-0001",
+            invoice_date=date(2026, 3, 20),
+            due_date=date(2026, 4, 19),
+            currency="USD",
+            lines=INVOICE_LINES,
+            untaxed_amount=Decimal("1875.00"),
+            tax_amount=Decimal("375.00"),
+            total_amount=Decimal("2250.00"),
+            amount_due=Decimal("2250.00"),
+            state=c.DocumentState.POSTED,
+        ),
+        c.InvoiceCreate(
+            external_ref="crm:opp-1:invoice",
+            entity="US",
+            customer="CUS-1",
+            invoice_date=date(2026, 3, 20),
+            due_date=date(2026, 4, 19),
+            currency="USD",
+            lines=(
+                c.InvoiceLineCreate(
+                    description="Consulting, March",
+                    quantity=Decimal("12.5"),
+                    unit_price=Decimal("150.0000"),
+                    product="SVC-CONSULT",
+                    tax_codes=("VAT20",),
+                ),
+            ),
+        ),
+        c.Bill(
+            **record("bill"),
+            entity="US",
+            supplier="SUP-1",
+            supplier_reference="LL-77",
+            bill_date=date(2026, 3, 1),
+            currency="USD",
+            lines=INVOICE_LINES,
+            untaxed_amount=Decimal("1875.00"),
+            tax_amount=Decimal("0.00"),
+            total_amount=Decimal("1875.00"),
+            amount_due=Decimal("0.00"),
+            state=c.DocumentState.PAID,
+        ),
+        c.Payment(
+            **record("payment"),
+            entity="US",
+            settles=c.DocumentRef(kind=c.DocumentKind.INVOICE, external_ref="crm:opp-1:invoice"),
+            party="CUS-1",
+            amount=Decimal("2250.00"),
+            currency="USD",
+            payment_date=date(2026, 4, 2),
+        ),
+        c.PaymentCreate(
+            external_ref="stripe:pi_123",
+            entity="US",
+            settles=c.DocumentRef(kind=c.DocumentKind.INVOICE, id="erp-us:invoice:42"),
+            amount=Decimal("2250.00"),
+            currency="USD",
+            payment_date=date(2026, 4, 2),
+        ),
+        c.CustomerCreate(external_ref="crm:account:001", name="Acme", country="US", currency="USD"),
+        c.SupplierCreate(external_ref="procurement:vendor:9", name="Landlord LLC", code="SUP-1"),
+        c.Balance(
+            **record("balance", "US/2026-03/6100/CC-100"),
+            entity="US",
+            period="2026-03",
+            account_code="6100",
+            account_type=c.AccountType.EXPENSE,
+            cost_center="CC-100",
+            amount=Decimal("1250.00"),
+            currency="USD",
+            kind=c.BalanceKind.MOVEMENT,
+        ),
+        c.Balance(
+            **record("balance", "US/2026-03/2000/"),
+            entity="US",
+            period="2026-03",
+            account_code="2000",
+            account_type=c.AccountType.LIABILITY,
+            cost_center=c.UNALLOCATED,
+            amount=Decimal("-1250.00"),
+            currency="USD",
+            kind=c.BalanceKind.CLOSING,
+        ),
+    ]
