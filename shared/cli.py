@@ -1,28 +1,61 @@
-"""The ``finsync`` command: ``serve``, ``up``, ``openapi``, ``token`` and ``auth``.
+"""The ``finsync`` command: ``serve``, ``up``, ``erp``, ``openapi``, ``token`` and ``auth``.
 
 Nothing here imports a layer at import time; layers are named by import string
-(:mod:`shared.layers`), which is also what the ASGI server needs.
+(:mod:`shared.layers`), which is also what the ASGI server needs. The ``erp``
+commands name the Tryton connector's runtime the same way (``ERP_COMMANDS``).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.errors import SettingsError
-from shared.layers import SERVICES
+from shared.layers import ERP_COMMANDS, SERVICES
 from shared.settings import load_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ("main",)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
+def _erp_command(name: str) -> Callable[..., int]:
+    """A command of the ERP runtime, named by import string as the layers' app factories are."""
+    command: Callable[..., int] = getattr(importlib.import_module(ERP_COMMANDS), name)
+    return command
+
+
+def _serve_erp(args: argparse.Namespace) -> int:
+    serve_erp = _erp_command("serve_erp")
+    settings = load_settings()
+    port = args.port if args.port is not None else settings.ports.erp
+    return serve_erp(settings, host=args.host or settings.host, port=port)
+
+
+def _erp_setup(args: argparse.Namespace) -> int:
+    setup_erp = _erp_command("setup_erp")
+    settings = load_settings()
+    return setup_erp(
+        settings,
+        lines=settings.erp.seed_lines if args.lines is None else args.lines,
+        variant=settings.erp.seed_variant if args.variant is None else args.variant,
+        database=args.database or settings.erp.database,
+        replace=args.replace,
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
+    if args.layer == "erp":
+        return _serve_erp(args)
     from granian import Granian  # noqa: PLC0415 - heavy import, only for this command
     from granian.constants import Interfaces  # noqa: PLC0415
     from granian.log import LogLevels  # noqa: PLC0415
@@ -154,18 +187,36 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser(
-        "serve", help="run one layer, or the built-in authorization server (auth), as its own server process"
+        "serve",
+        help="run one layer, the built-in authorization server (auth) or the local Tryton ERP (erp), "
+        "as its own server process",
     )
-    serve.add_argument("layer", choices=list(SERVICES))
+    serve.add_argument("layer", choices=[*SERVICES, "erp"])
     serve.add_argument("--host", help="interface to bind (default: FINSYNC_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: the layer's port in the port table)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.set_defaults(run=_serve)
 
     up = commands.add_parser(
-        "up", help="run the local stack: Redis, the authorization server and every layer, until Ctrl-C"
+        "up",
+        help="run the local stack: Redis, PostgreSQL, the Tryton ERP, the authorization server and every layer, "
+        "until Ctrl-C",
     )
     up.set_defaults(run=_up)
+
+    erp = commands.add_parser("erp", help="manage the local Tryton ERP")
+    erp_commands = erp.add_subparsers(dest="erp_command", required=True)
+    setup = erp_commands.add_parser(
+        "setup",
+        help="create the ERP database, seeded, from a cached PostgreSQL template (built on first use)",
+    )
+    setup.add_argument(
+        "--lines", type=int, help="about how many journal lines to seed (default: erp.seed_lines)"
+    )
+    setup.add_argument("--variant", type=int, help="which content to seed (default: erp.seed_variant)")
+    setup.add_argument("--database", help="the database to create (default: erp.database)")
+    setup.add_argument("--replace", action="store_true", help="drop the database first if it exists")
+    setup.set_defaults(run=_erp_setup)
 
     openapi = commands.add_parser("openapi", help="write openapi/*.json from the code, or check them")
     openapi.add_argument(

@@ -65,6 +65,7 @@ __all__ = (
     "RateLimitedError",
     "ServiceUnavailableError",
     "SettingsError",
+    "SourceRejectedError",
     "UnbalancedJournalError",
     "UnknownCurrencyError",
     "UnsupportedMediaTypeError",
@@ -272,6 +273,13 @@ class UnbalancedJournalError(InvalidEntryError):
 
     code = "unbalanced-journal"
     title = "Unbalanced journal entry"
+
+
+class SourceRejectedError(BusinessRuleError):
+    """The source system refused the write under its own rules (a closed period, an unbalanced move, an unknown account); nothing was written there. ``source_message`` is what the source said."""
+
+    code = "source-rejected"
+    title = "Source rejected the write"
 
 
 class RateLimitedError(FinsyncError):

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
     from litestar import Litestar
 
-__all__ = ("LAYERS", "SERVICES", "Layer", "Service", "app_factory")
+__all__ = ("ERP_COMMANDS", "LAYERS", "SERVICES", "Layer", "Service", "app_factory")
 
 Layer = Literal["system", "process", "experience"]
 Service = Literal["auth", "system", "process", "experience"]
@@ -21,6 +21,9 @@ LAYERS: dict[Layer, str] = {
     "experience": "experience_apis.app:create_app",
 }
 """Each layer's app factory, bottom layer first (the order the stack starts them in)."""
+
+ERP_COMMANDS = "system_apis.connectors.tryton.commands"
+"""The ERP runtime's commands (``finsync erp setup``, ``finsync serve erp``), by import string."""
 
 SERVICES: dict[Service, str] = {
     "auth": "shared.auth.server:create_app",

@@ -60,6 +60,7 @@ STATUS_BY_ERROR: dict[type[errors.FinsyncError], int] = {
     errors.UnknownCurrencyError: 422,
     errors.InvalidAmountError: 422,
     errors.UnbalancedJournalError: 422,
+    errors.SourceRejectedError: 422,
     errors.IdempotencyKeyMissingError: 400,
     errors.IdempotencyKeyInvalidError: 400,
     errors.IdempotencyKeyInUseError: 409,

@@ -6,9 +6,16 @@ import ctypes
 import signal
 import sys
 
-__all__ = ("die_with_parent",)
+__all__ = ("die_with_parent", "set_parent_death_signal")
 
 _PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(signum: int) -> None:
+    """Ask the kernel to send ``signum`` to this process when its parent dies. Linux only; elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signum)
 
 
 def die_with_parent() -> None:
@@ -17,6 +24,4 @@ def die_with_parent() -> None:
     Signal handlers cover Ctrl-C and SIGTERM; this covers the owner being killed
     with SIGKILL, which no handler sees. Linux only; elsewhere a no-op.
     """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    set_parent_death_signal(signal.SIGTERM)

@@ -12,10 +12,12 @@ Algorithm: ``settings.rate_limit.strategy``, either ``limits``' moving window or
 its sliding-window counter, on ``limits``' Redis storage (redis-py
 implementation, our own connection pool, so :meth:`RateLimiter.aclose` really
 closes it). One request costs **one** Redis round trip: ``limits``' own Lua
-scripts (acquire, then read the window) are sent with ``EVALSHA`` in one
-pipeline, instead of ``hit`` plus ``get_window_stats`` (two round trips). The
-counters stay ``limits``' own keys, so ``limits``' strategies read the same
-numbers.
+scripts (acquire, then read the window) are written together with ``EVALSHA``,
+instead of ``hit`` plus ``get_window_stats`` (two round trips). The counters
+stay ``limits``' own keys, so ``limits``' strategies read the same numbers.
+The round trip bypasses redis-py's pipeline and pool and its per-call timers
+(see :meth:`RateLimiter._round_trip`): measured, that bookkeeping cost more
+than the rest of the limiter.
 
 Response fields, per draft-ietf-httpapi-ratelimit-headers-10 (Structured Field
 lists of one item, the policy name as an sf-string)::

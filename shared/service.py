@@ -20,6 +20,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
+from litestar.routes import HTTPRoute
 
 from shared.auth import SCOPES
 from shared.auth.client import ClientCredentialsAuth
@@ -35,6 +36,7 @@ from shared.problems import problem_page, problems_plugin
 from shared.ratelimit import RateLimiter
 from shared.redis import EmbeddedRedis, open_redis
 from shared.request import FinsyncRequest
+from shared.schema_plugins import StrictStructSchemaPlugin
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -234,7 +236,7 @@ def create_service(
         route_handlers=handlers,
         lifespan=[lifespan],
         request_class=FinsyncRequest,
-        plugins=[problems_plugin()],
+        plugins=[problems_plugin(), StrictStructSchemaPlugin()],
         openapi_config=_openapi(title, description, settings),
         # Operations that take an Idempotency-Key carry their own middleware, inside this one,
         # so keys are scoped by the client that auth has verified and other routes pay nothing.
@@ -254,5 +256,10 @@ def create_service(
         metrics=metrics,
         access_log=access_log,
         max_body_size=settings.http.max_body_size,
+        allow={
+            route.path_format: ", ".join(sorted(route.methods)).encode()
+            for route in app.routes
+            if isinstance(route, HTTPRoute)
+        },
     )
     return app

@@ -232,6 +232,10 @@ class ErpSettings(_Base):
     PostgreSQL in ``data_dir``, owned by the stack."""
     seed_lines: Annotated[int, Meta(ge=0)] = 10_000
     """About how many journal lines the seed script posts."""
+    seed_variant: Annotated[int, Meta(ge=0)] = 1
+    """Which content the seed draws: databases seeded with different variants hold different books."""
+    database: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$")] = "erp"
+    """The working database ``finsync up`` serves, copied from the seeded template."""
 
 
 class IdempotencySettings(_Base):

@@ -1,18 +1,23 @@
 """``finsync up``: the local stack, one supervisor owning every process it starts.
 
-It starts the embedded Redis (unless ``FINSYNC_REDIS_URL`` names one), then the
-built-in authorization server, then each layer, each as its own ``finsync
-serve`` process, bottom first, waiting for each to be ready before starting the
-next. SIGINT (Ctrl-C) or SIGTERM stops them all, top first. Children also get a
-parent-death signal, so even a ``kill -9`` of the supervisor leaves nothing
-behind.
+It starts the embedded Redis (unless ``FINSYNC_REDIS_URL`` names one) and the
+embedded PostgreSQL (unless ``FINSYNC_ERP__DATABASE_URL`` names a server), sets
+up the ERP database if it is missing (``finsync erp setup``: a copy of a cached
+template, built and seeded on first use), then starts the Tryton server
+(``finsync serve erp``), the built-in authorization server and each layer, each
+as its own process, bottom first, waiting for each to be ready before starting
+the next. SIGINT (Ctrl-C) or SIGTERM stops them all, top first, PostgreSQL and
+Redis last. Children also get a parent-death signal, so even a ``kill -9`` of
+the supervisor leaves nothing behind.
 
 Before starting anything but Redis it registers the local OAuth clients
 (:mod:`shared.auth.local`): their secrets live in
 ``{data_dir}/auth/local-secrets.json``, and every child reads
 ``{data_dir}/stack.toml``, the user's configuration plus those clients. The
 process and experience layers get their own client's id and secret, and every
-child gets the local issuer (``FINSYNC_AUTH__ISSUER``).
+child gets the local issuer (``FINSYNC_AUTH__ISSUER``). ``stack.toml`` also
+declares the local ERP as the source ``erp`` (kind ``tryton``), unless the
+user's configuration declares a source with that id.
 """
 
 from __future__ import annotations
@@ -31,17 +36,24 @@ import httpx
 from shared.auth.local import ensure_local_secrets, write_stack_config
 from shared.errors import SettingsError
 from shared.layers import LAYERS
+from shared.postgres import EmbeddedPostgres
 from shared.processes import die_with_parent
 from shared.redis import EmbeddedRedis
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from shared.layers import Service
     from shared.settings import Settings
 
-__all__ = ("Stack", "StackError")
+__all__ = ("ERP_PASSWORD_FILE", "ERP_SOURCE", "Stack", "StackError")
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+ERP_SOURCE = "erp"
+"""Id of the source the local ERP is declared as in ``stack.toml``."""
+ERP_PASSWORD_FILE = Path("tryton") / "finsync.password"
+"""Under the data dir: the ERP service user's password, written by ``finsync erp setup``."""
 
 
 class StackError(RuntimeError):
@@ -64,6 +76,8 @@ class Stack:
     """Settings of the stack; children inherit the environment plus the URLs wired here."""
     children: list[_Child] = field(default_factory=list)
     redis: EmbeddedRedis | None = None
+    postgres: EmbeddedPostgres | None = None
+    """The embedded PostgreSQL, when the stack started it."""
     secrets: dict[str, str] = field(default_factory=dict)
     """Secrets of the local OAuth clients, by client id."""
     overridden: list[str] = field(default_factory=list)
@@ -83,10 +97,27 @@ class Stack:
             host = "127.0.0.1"
         return f"http://{host}:{self.settings.ports.auth}"
 
-    def _environment(self, redis_url: str, config: Path) -> dict[str, str]:
+    @property
+    def erp_url(self) -> str:
+        """The local Tryton server."""
+        return self.auth_url.rsplit(":", 1)[0] + f":{self.settings.ports.erp}"
+
+    def _erp_source(self) -> dict[str, str]:
+        """The ``[sources.erp]`` table of ``stack.toml``."""
+        return {
+            "kind": "tryton",
+            "url": self.erp_url,
+            "database": self.settings.erp.database,
+            "login": "finsync",
+            "password_file": str(self.data_dir / ERP_PASSWORD_FILE),
+            "description": "the local Tryton ERP (finsync up)",
+        }
+
+    def _environment(self, redis_url: str, database_url: str, config: Path) -> dict[str, str]:
         env = dict(os.environ)
         env["FINSYNC_DATA_DIR"] = str(self.data_dir)
         env["FINSYNC_REDIS_URL"] = redis_url
+        env["FINSYNC_ERP__DATABASE_URL"] = database_url
         env["FINSYNC_SYSTEM_URL"] = self.settings.below_url("system")
         env["FINSYNC_PROCESS_URL"] = self.settings.below_url("process")
         env["FINSYNC_CONFIG"] = str(config)
@@ -104,7 +135,7 @@ class Stack:
         }
 
     def start(self) -> None:
-        """Start Redis and every layer, each ready before the next starts."""
+        """Start Redis, PostgreSQL, the ERP and every layer, each ready before the next starts."""
         redis_url = self.settings.redis_url
         if redis_url is None:
             self.redis = EmbeddedRedis(self.data_dir)
@@ -116,52 +147,103 @@ class Stack:
             print(
                 f"  redis       {redis_url}  (embedded, pid {self.redis.process.pid if self.redis.process else '?'})"
             )
+        database_url = self._start_postgres()
         try:
             self.secrets = ensure_local_secrets(self.data_dir)
-            config, self.overridden = write_stack_config(self.settings, self.data_dir, self.secrets)
+            config, self.overridden = write_stack_config(
+                self.settings, self.data_dir, self.secrets, sources={ERP_SOURCE: self._erp_source()}
+            )
         except SettingsError as exc:
             raise StackError(exc.detail) from exc
+        if ERP_SOURCE in self.settings.sources:
+            print(
+                f"  note: source {ERP_SOURCE!r} is declared in {self.settings.config}; the stack keeps yours",
+                flush=True,
+            )
         for client_id in self.overridden:
             print(
                 f"  note: client {client_id!r} is declared in {self.settings.config}; the stack keeps yours, "
                 f"so 'finsync token --client-id {client_id}' may not know its secret",
                 flush=True,
             )
-        env = self._environment(redis_url, config)
+        env = self._environment(redis_url, database_url, config)
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        self._setup_erp(env, logs)
+        self._start_erp(env, logs)
         self._start_service("auth", env, logs)
         for layer in LAYERS:
             self._start_service(layer, env, logs)
+
+    def _start_postgres(self) -> str:
+        """The ERP's PostgreSQL server URL: the configured one, else the embedded one, started here."""
+        if self.settings.erp.database_url is not None:
+            return self.settings.erp.database_url
+        self.postgres = EmbeddedPostgres(self.data_dir)
+        try:
+            started = self.postgres.start()
+        except SettingsError as exc:
+            raise StackError(exc.detail) from exc
+        if not started:
+            self.postgres = None
+            raise StackError(
+                f"an embedded PostgreSQL already serves {self.data_dir}; is another stack running there?"
+            )
+        pid = self.postgres.process.pid if self.postgres.process else "?"
+        print(f"  postgres    {self.postgres.directory}  (embedded, unix socket only, pid {pid})", flush=True)
+        return self.postgres.url
+
+    def _spawn(self, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as sink:
+            return subprocess.Popen(
+                [sys.executable, "-m", "shared.cli", *args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                # Own session: Ctrl-C reaches only the supervisor, which stops the children top first.
+                start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets the parent-death signal
+            )
+
+    def _setup_erp(self, env: dict[str, str], logs: Path) -> None:
+        """``finsync erp setup``: a copy of the cached template, or the first build (minutes), or nothing."""
+        log = logs / "erp-setup.log"
+        print(
+            f"  erp setup   database {self.settings.erp.database!r} (first run builds and seeds it; log {log})",
+            flush=True,
+        )
+        process = self._spawn(["erp", "setup"], env, log)
+        while process.poll() is None:
+            if self._stopping:
+                process.terminate()
+                process.wait()
+                raise StackError("stopped during the ERP setup")
+            time.sleep(0.2)
+        if process.returncode != 0:
+            raise StackError(f"the ERP setup failed with {process.returncode}; see {log}")
+
+    def _start_erp(self, env: dict[str, str], logs: Path) -> None:
+        """``finsync serve erp``: Tryton on ``ports.erp``, ready once it answers JSON-RPC."""
+        log = logs / "erp.log"
+        args = ["serve", "erp", "--host", self.settings.host, "--port", str(self.settings.ports.erp)]
+        child = _Child("erp", self._spawn(args, env, log), self.erp_url, log)
+        self.children.append(child)
+        self._wait_ready(child, _answers_json_rpc)
+        print(
+            f"  erp         {child.url}  (Tryton JSON-RPC at /{self.settings.erp.database}/rpc/, logs {log})",
+            flush=True,
+        )
 
     def _start_service(self, service: Service, env: dict[str, str], logs: Path) -> None:
         port = getattr(self.settings.ports, service)
         url = f"http://{self.settings.host}:{port}"
         log = logs / f"{service}.log"
-        with log.open("ab") as sink:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "shared.cli",
-                    "serve",
-                    service,
-                    "--host",
-                    self.settings.host,
-                    "--port",
-                    str(port),
-                ],
-                env=self._service_environment(service, env),
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                # Own session: Ctrl-C reaches only the supervisor, which stops the layers top first.
-                start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets the parent-death signal
-            )
+        args = ["serve", service, "--host", self.settings.host, "--port", str(port)]
+        process = self._spawn(args, self._service_environment(service, env), log)
         child = _Child(service, process, url, log)
         self.children.append(child)
-        self._wait_ready(child)
+        self._wait_ready(child, _answers_ready)
         if service == "auth":
             print(
                 f"  {service:<11} {url}  (metadata {url}/.well-known/oauth-authorization-server, logs {log})",
@@ -170,16 +252,13 @@ class Stack:
         else:
             print(f"  {service:<11} {url}  (docs {url}/schema, logs {log})", flush=True)
 
-    def _wait_ready(self, child: _Child) -> None:
+    def _wait_ready(self, child: _Child, ready: Callable[[str], bool]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if child.process.poll() is not None:
                 raise StackError(f"{child.name} exited with {child.process.returncode}; see {child.log}")
-            try:
-                if httpx.get(f"{child.url}/health/ready", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            if ready(child.url):
+                return
             time.sleep(0.1)
         raise StackError(f"{child.name} was not ready within {READY_TIMEOUT:.0f}s; see {child.log}")
 
@@ -201,7 +280,7 @@ class Stack:
         self._stopping = True
 
     def stop(self) -> None:
-        """Stop every child, top layer first (the authorization server last), then Redis."""
+        """Stop every child, top layer first (then the authorization server, then Tryton), then the databases."""
         for child in reversed(self.children):
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
@@ -212,8 +291,27 @@ class Stack:
                 child.process.kill()
                 child.process.wait()
         self.children.clear()
+        if self.postgres is not None:
+            self.postgres.stop()
         if self.redis is not None:
             self.redis.stop()
+
+
+def _answers_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health/ready", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _answers_json_rpc(url: str) -> bool:
+    """Tryton answers ``common.server.version`` (the header is required: Tryton refuses other bodies)."""
+    request = {"id": 0, "method": "common.server.version", "params": []}
+    try:
+        response = httpx.post(f"{url}/rpc/", json=request, timeout=1.0)
+        return response.is_success and isinstance(response.json().get("result"), str)
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 def run_stack(settings: Settings) -> int:

@@ -9,6 +9,8 @@ import httpx
 
 from shared.service import create_service
 from shared.settings import load_settings
+from system_apis.erp.controller import ErpController
+from system_apis.erp.registry import ErpRegistry
 from system_apis.sources.controller import SourcesController
 from system_apis.sources.health import SourceRegistry
 
@@ -21,13 +23,20 @@ if TYPE_CHECKING:
 
 __all__ = ("create_app",)
 
+ERP_CONNECTIONS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+"""Connections to the ERPs; each source also caps its own calls in flight (``concurrency``)."""
+
 
 @asynccontextmanager
 async def _sources(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     # Probes are never retried: a source that fails its probe is reported down, as it is.
-    async with httpx.AsyncClient(follow_redirects=False) as client:
-        app.state.sources = SourceRegistry(settings.sources, client)
+    async with (
+        httpx.AsyncClient(follow_redirects=False) as probes,
+        httpx.AsyncClient(follow_redirects=False, limits=ERP_CONNECTIONS) as erp,
+    ):
+        app.state.sources = SourceRegistry(settings.sources, probes)
+        app.state.erp = ErpRegistry(settings.sources, erp, app.state.redis)
         yield
 
 
@@ -38,6 +47,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         title="finsync system APIs",
         description="One connector per source system, behind the canonical finance model.",
         settings=settings or load_settings(),
-        route_handlers=[SourcesController],
+        route_handlers=[SourcesController, ErpController],
         resources=[_sources],
     )

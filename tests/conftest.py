@@ -21,6 +21,10 @@ from tests.support import HealthyTarget, closed_port, free_port, processes_with,
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from tests.erp_fixtures import Erp
+
+pytest_plugins = ["tests.erp_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -69,9 +73,16 @@ class LiveStack:
 
 
 def stack_environment(data_dir: Path, ports: dict[str, int], config: Path | None = None) -> dict[str, str]:
-    """Environment for a ``finsync up`` on its own ports and data dir."""
+    """Environment for a ``finsync up`` on its own ports and data dir, seeding its ERP like the ``erp`` fixture."""
+    from tests.erp_fixtures import (
+        ERP_LINES,
+        ERP_VARIANTS,
+    )  # a plugin (pytest_plugins): imported by pytest first
+
     env = {key: value for key, value in os.environ.items() if not key.startswith("FINSYNC_")}
     env["FINSYNC_DATA_DIR"] = str(data_dir)
+    env["FINSYNC_ERP__SEED_LINES"] = str(ERP_LINES)
+    env["FINSYNC_ERP__SEED_VARIANT"] = str(ERP_VARIANTS[0])
     for layer, port in ports.items():
         env[f"FINSYNC_PORTS__{layer.upper()}"] = str(port)
     if config is not None:
@@ -80,10 +91,15 @@ def stack_environment(data_dir: Path, ports: dict[str, int], config: Path | None
 
 
 def start_stack(
-    tmp: Path, config: Path | None = None
+    tmp: Path, erp: Erp, config: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], dict[str, str], Path]:
-    """Start ``finsync up`` and wait until it says it is ready; ``urls`` has each layer and ``auth``."""
-    ports = {service: free_port() for service in ("auth", "system", "process", "experience")}
+    """Start ``finsync up`` and wait until it says it is ready; ``urls`` has each layer, ``auth`` and ``erp``.
+
+    Its embedded PostgreSQL starts from a copy of the ``erp`` fixture's cluster, so
+    the ERP database is a template copy rather than a build.
+    """
+    erp.clone_cluster(tmp / "data")
+    ports = {service: free_port() for service in ("auth", "system", "process", "experience", "erp")}
     output = tmp / "up.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
@@ -97,7 +113,7 @@ def start_stack(
     started = wait_until(lambda: b"Press Ctrl-C" in output.read_bytes() or process.poll() is not None, 90)
     assert started, output.read_text()
     assert process.poll() is None, output.read_text()
-    assert all(ready(url) for url in urls.values())
+    assert all(ready(url) for service, url in urls.items() if service != "erp")
     return process, urls, output
 
 
@@ -109,7 +125,7 @@ def stop_stack(process: subprocess.Popen[bytes], data_dir: Path, sig: int = sign
 
 
 @pytest.fixture(scope="session")
-def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+def live_stack(tmp_path_factory: pytest.TempPathFactory, erp: Erp) -> Iterator[LiveStack]:
     """The three services, the authorization server and an embedded Redis as real processes,
     with one healthy and one dead source."""
     tmp = tmp_path_factory.mktemp("stack")
@@ -127,9 +143,13 @@ description = "a system that is up"
 kind = "http"
 base_url = "http://127.0.0.1:{closed_port()}"
 description = "a system on a closed port"
+
+# Contract tests send far more than a partner would; rate limiting is tested on its own.
+[tiers.default]
+limit = "1000000/minute"
 """,
             encoding="utf-8",
         )
-        process, urls, output = start_stack(tmp, config)
+        process, urls, output = start_stack(tmp, erp, config)
         yield LiveStack(process, tmp / "data", urls, target.url, output)
         stop_stack(process, tmp / "data")

@@ -11,7 +11,8 @@ Their secrets are generated once per data dir into
 ``{data_dir}/auth/local-secrets.json`` (mode 0600). Each ``finsync up`` writes
 ``{data_dir}/stack.toml``: the user's ``FINSYNC_CONFIG`` file, plus these
 clients with hashed secrets, unless the user's file already declares a client
-with the same id (the user's wins).
+with the same id (the user's wins), and the sources the stack runs itself (the
+local ERP as ``[sources.erp]``), again unless the user declares the same id.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from shared.errors import SettingsError
 from shared.settings import AuthSettings, ClientConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from shared.settings import Settings
 
 __all__ = (
@@ -150,8 +153,24 @@ def _client_table(client_id: str, config: ClientConfig, secret_hash: str) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_stack_config(settings: Settings, data_dir: Path, secrets: dict[str, str]) -> tuple[Path, list[str]]:
-    """Write ``{data_dir}/stack.toml``: the user's configuration file plus the local clients.
+def _source_table(source_id: str, values: Mapping[str, str]) -> str:
+    lines = [f"[sources.{json.dumps(source_id)}]"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_stack_config(
+    settings: Settings,
+    data_dir: Path,
+    secrets: dict[str, str],
+    *,
+    sources: Mapping[str, Mapping[str, str]] | None = None,
+) -> tuple[Path, list[str]]:
+    """Write ``{data_dir}/stack.toml``: the user's configuration file plus the local clients and sources.
+
+    ``sources`` are the sources the stack itself runs (the local ERP), each as its
+    TOML keys; one whose id the user's configuration declares is left as the user
+    wrote it.
 
     Returns:
         The file written, and the local client ids the user's configuration already
@@ -176,12 +195,17 @@ def write_stack_config(settings: Settings, data_dir: Path, secrets: dict[str, st
     for client_id, config in LOCAL_CLIENTS.items():
         if client_id not in overridden:
             parts.append("\n" + _client_table(client_id, config, hash_secret(secrets[client_id])))
+    local_sources = {key: value for key, value in (sources or {}).items() if key not in settings.sources}
+    if local_sources:
+        parts.append("\n# Added by finsync up: the sources the local stack runs.\n")
+        parts.extend("\n" + _source_table(source_id, values) for source_id, values in local_sources.items())
     text = "".join(parts)
     try:
         tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(
-            f"cannot add the local clients to {settings.config}: {exc}; declare clients as [clients.<id>] tables"
+            f"cannot add the local clients and sources to {settings.config}: {exc}; "
+            "declare clients as [clients.<id>] tables and sources as [sources.<id>] tables"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

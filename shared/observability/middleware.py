@@ -44,11 +44,15 @@ class ObservabilityMiddleware:
         metrics: HttpMetrics | None,
         access_log: AccessLog | None,
         max_body_size: int,
+        allow: dict[str, bytes] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
         self.max_body_size = max_body_size
+        self.allow = allow or {}
+        """``Allow`` of each route (path template -> methods). Litestar 2.25 answers OPTIONS on a path
+        with several handlers with the methods of the first handler only; the answer is corrected here."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -75,7 +79,10 @@ class ObservabilityMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 extra: list[tuple[bytes, bytes]] = cast("dict[str, Any]", scope).get(RESPONSE_HEADERS, [])
-                message["headers"] = [*message.get("headers", ()), *trace_headers, *extra]
+                headers = [*message.get("headers", ()), *trace_headers, *extra]
+                if scope["method"] == "OPTIONS" and status == 204:
+                    headers = self._allow(scope, headers)
+                message["headers"] = headers
             await send(message)
 
         started = time.perf_counter()
@@ -94,6 +101,12 @@ class ObservabilityMiddleware:
                     scope["method"], route, scope["path"], status, elapsed, trace, scope.get("auth")
                 )
             trace_var.reset(trace_token)
+
+    def _allow(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        allow = self.allow.get(scope.get("path_template", ""))
+        if allow is None:
+            return headers
+        return [(name, allow if name.lower() == b"allow" else value) for name, value in headers]
 
     async def _reject_too_large(self, send: Send) -> None:
         body = _PROBLEM_413 % self.max_body_size

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 CONFIG = SchemathesisConfig.from_path(REPO / "schemathesis.toml")
 
 
+UNLIMITED = {"default": {"limit": "1000000/minute"}}
+"""The tier of these runs: schemathesis sends far more than a partner would; rate limiting is tested on its own."""
+
+
 def stack_auth(live_stack: LiveStack, client_id: str | None = None) -> dict[str, Any]:
     """Auth settings that trust the live stack's issuer, calling below as ``client_id``."""
     auth: dict[str, Any] = {"issuer": live_stack.urls["auth"]}
@@ -51,6 +55,7 @@ def system_schema(
     settings = make_settings(
         sources={"erp-gone": {"kind": "http", "base_url": f"http://127.0.0.1:{closed_port()}"}},
         auth=stack_auth(live_stack),
+        tiers=UNLIMITED,
     )
     return schemathesis.openapi.from_asgi("/schema/openapi.json", create_system_app(settings), config=CONFIG)
 
@@ -59,7 +64,9 @@ def system_schema(
 def process_schema(
     make_settings: Callable[..., Settings], live_stack: LiveStack
 ) -> schemathesis.schemas.BaseSchema:
-    settings = make_settings(system_url=live_stack.urls["system"], auth=stack_auth(live_stack, "process"))
+    settings = make_settings(
+        system_url=live_stack.urls["system"], auth=stack_auth(live_stack, "process"), tiers=UNLIMITED
+    )
     return schemathesis.openapi.from_asgi("/schema/openapi.json", create_process_app(settings), config=CONFIG)
 
 
@@ -68,7 +75,7 @@ def experience_schema(
     make_settings: Callable[..., Settings], live_stack: LiveStack
 ) -> schemathesis.schemas.BaseSchema:
     settings = make_settings(
-        process_url=live_stack.urls["process"], auth=stack_auth(live_stack, "experience")
+        process_url=live_stack.urls["process"], auth=stack_auth(live_stack, "experience"), tiers=UNLIMITED
     )
     return schemathesis.openapi.from_asgi(
         "/schema/openapi.json", create_experience_app(settings), config=CONFIG

@@ -100,6 +100,7 @@ def test_overview_reports_layers_sources_and_flows(live_stack: LiveStack) -> Non
         "system": "up",
     }
     assert {source["id"]: source["status"] for source in overview["sources"]} == {
+        "erp": "up",  # the stack's own Tryton
         "erp-gone": "down",
         "ledger-watch": "up",
     }
@@ -121,11 +122,16 @@ def test_a_source_on_a_closed_port_is_reported_down(live_stack: LiveStack) -> No
     down = httpx.get(f"{system}/v1/sources", params={"status": "down"}, headers=headers, timeout=10).json()
     assert [source["id"] for source in down["items"]] == ["erp-gone"]
 
-    first = httpx.get(f"{system}/v1/sources", params={"limit": 1}, headers=headers, timeout=10).json()
+    assert by_id["erp"]["kind"] == "tryton"
+    assert by_id["erp"]["health"]["status"] == "up"
+
+    first = httpx.get(
+        f"{system}/v1/sources", params={"kind": "http", "limit": 1}, headers=headers, timeout=10
+    ).json()
     assert [source["id"] for source in first["items"]] == ["erp-gone"]
     second = httpx.get(
         f"{system}/v1/sources",
-        params={"limit": 1, "cursor": first["next_cursor"]},
+        params={"kind": "http", "limit": 1, "cursor": first["next_cursor"]},
         headers=headers,
         timeout=10,
     )

@@ -6,6 +6,7 @@ import os
 import signal
 import stat
 import tomllib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -16,20 +17,54 @@ from tests.conftest import start_stack, stop_stack
 from tests.support import processes_with, wait_until
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from tests.erp_fixtures import Erp
+
+
+def _postgres_and_tryton(data_dir: Path) -> tuple[int, int]:
+    """Pids of the stack's PostgreSQL server and of its Tryton server (from their own pid files)."""
+    postgres = int((data_dir / "postgres" / "postmaster.pid").read_text().split("\n", 1)[0])
+    tryton = int((data_dir / "tryton" / "trytond.pid").read_text().strip())
+    return postgres, tryton
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's exit status may wait for a reaper here)."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_a_signal_stops_every_process(tmp_path: Path, sig: int) -> None:
-    process, urls, output = start_stack(tmp_path)
+def test_a_signal_stops_every_process(tmp_path: Path, sig: int, erp: Erp) -> None:
+    process, urls, output = start_stack(tmp_path, erp)
     data_dir = tmp_path / "data"
     owned = processes_with(str(data_dir))
-    # Redis, plus at least one server process for the authorization server and for each layer.
-    assert len(owned) >= 5, owned
+    # Redis, PostgreSQL, Tryton, plus at least one server process for the authorization server and each layer.
+    assert len(owned) >= 7, owned
     assert (data_dir / "redis" / "redis.pid").exists()
+    postgres, tryton = _postgres_and_tryton(data_dir)
+    assert {postgres, tryton} <= set(owned)
     printed = output.read_text()
     assert f"auth        {urls['auth']}" in printed
+    assert printed.index("  postgres ") < printed.index("  erp ") < printed.index("  auth ")
     assert printed.index("  auth ") < printed.index("  system ")
+    # The ERP: served from a copy of the seeded template, declared as the source 'erp' of the system layer.
+    source = tomllib.loads((data_dir / "stack.toml").read_text())["sources"]["erp"]
+    assert source["kind"] == "tryton"
+    assert source["url"] == urls["erp"]
+    password = Path(source["password_file"]).read_text().strip()
+    login = httpx.post(
+        f"{urls['erp']}/{source['database']}/rpc/",
+        json={
+            "id": 1,
+            "method": "common.db.login",
+            "params": [source["login"], {"password": password}, "en"],
+        },
+        timeout=30,
+    )
+    assert isinstance(login.json()["result"][0], int), login.text
     # The local clients: secrets kept private, every child reading the merged config.
     assert stat.S_IMODE(local_secrets_path(data_dir).stat().st_mode) == 0o600
     assert set(tomllib.loads((data_dir / "stack.toml").read_text())["clients"]) == {
@@ -42,19 +77,25 @@ def test_a_signal_stops_every_process(tmp_path: Path, sig: int) -> None:
     assert httpx.get(f"{urls['experience']}/v1/overview", headers=headers, timeout=10).status_code == 200
     stop_stack(process, data_dir, sig)
     assert "stopped." in output.read_text()
+    assert not _alive(postgres)
+    assert not _alive(tryton)
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()  # a clean shutdown, not a crash
 
 
-def test_killing_the_supervisor_takes_its_children_down(tmp_path: Path) -> None:
-    process, _urls, _output = start_stack(tmp_path)
+def test_killing_the_supervisor_takes_its_children_down(tmp_path: Path, erp: Erp) -> None:
+    process, _urls, _output = start_stack(tmp_path, erp)
     data_dir = tmp_path / "data"
-    assert processes_with(str(data_dir))
+    postgres, tryton = _postgres_and_tryton(data_dir)
+    assert {postgres, tryton} <= set(processes_with(str(data_dir)))
     os.kill(process.pid, signal.SIGKILL)
     process.wait(10)
     assert wait_until(lambda: not processes_with(str(data_dir)), 20), processes_with(str(data_dir))
+    assert not _alive(postgres)
+    assert not _alive(tryton)
 
 
-def test_a_second_stack_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
-    process, _urls, _output = start_stack(tmp_path)
+def test_a_second_stack_on_the_same_data_dir_is_refused(tmp_path: Path, erp: Erp) -> None:
+    process, _urls, _output = start_stack(tmp_path, erp)
     try:
         import subprocess
         import sys
@@ -62,7 +103,7 @@ def test_a_second_stack_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
         from tests.conftest import stack_environment
         from tests.support import free_port
 
-        ports = {service: free_port() for service in ("auth", "system", "process", "experience")}
+        ports = {service: free_port() for service in ("auth", "system", "process", "experience", "erp")}
         second = subprocess.run(
             [sys.executable, "-m", "shared.cli", "up"],
             env=stack_environment(tmp_path / "data", ports),
