@@ -35,7 +35,7 @@ import psycopg
 from psycopg import sql
 
 from shared.errors import SettingsError
-from shared.processes import set_parent_death_signal
+from shared.processes import pid_alive, set_parent_death_signal
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -86,16 +86,6 @@ def _unprivileged(death_signal: int) -> Callable[[], None]:
         set_parent_death_signal(death_signal)
 
     return preexec
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def database_url(server_url: str, database: str) -> str:
@@ -181,7 +171,7 @@ class EmbeddedPostgres:
             pid = int(self.pidfile.read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return None
-        if not _pid_alive(pid) or not self._answers():
+        if not pid_alive(pid) or not self._answers():
             return None
         return pid
 

