@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -499,8 +499,3 @@ class TrytonConnector:
             rows.MoveRow,
             scope.context,
         )
-
-    @staticmethod
-    def now() -> datetime:
-        """The current time, in UTC."""
-        return datetime.now(UTC)
