@@ -551,7 +551,7 @@ class ErpController(Controller):
         del idempotency_key, data  # the key is the idempotency middleware's; ``data`` documents the body
         payload = await _payload(request, JournalEntryCreate, "entry")
         posted = await post_journal_entry(_connector(state, source), payload, dry_run=dry_run)
-        return Response(posted.entry, status_code=201 if posted.created else 200)
+        return Response(posted.record, status_code=201 if posted.created else 200)
 
     # ------------------------------------------------------------- invoices and payments
 

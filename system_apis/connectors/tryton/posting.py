@@ -34,29 +34,20 @@ from shared.errors import ConflictError, InvalidEntryError, SourceRejectedError,
 from system_apis.connectors.tryton import rows
 from system_apis.connectors.tryton.checks import period_violation, text_violations
 from system_apis.connectors.tryton.rpc import TrytonUserError
+from system_apis.connectors.tryton.written import Written, call_write
 
 if TYPE_CHECKING:
     from system_apis.connectors.tryton.connector import Entity, TrytonConnector
 
-__all__ = ("DEFAULT_JOURNAL", "Posted", "post_journal_entry")
+__all__ = ("DEFAULT_JOURNAL", "post_journal_entry")
 
 DEFAULT_JOURNAL = "MISC"
 """Journal of an entry that names none: Tryton's miscellaneous journal."""
 
 
-class Posted:
-    """The outcome of a write: the entry, and whether this call created it."""
-
-    __slots__ = ("created", "entry")
-
-    def __init__(self, entry: JournalEntry, *, created: bool) -> None:
-        self.entry = entry
-        self.created = created
-
-
 async def post_journal_entry(
     connector: TrytonConnector, payload: JournalEntryCreate, *, dry_run: bool = False
-) -> Posted:
+) -> Written[JournalEntry]:
     """Create and post ``payload``, or (``dry_run``) only check it.
 
     Returns:
@@ -75,10 +66,12 @@ async def post_journal_entry(
         return existing
     values = await _values(connector, payload, scope)
     if dry_run:
-        return Posted(_preview(connector, payload, scope), created=False)
+        return Written(_preview(connector, payload, scope), created=False)
     try:
-        (move_id,) = await connector.rpc.call(
-            "model.account.move.finsync_post", [values], scope.context, read=False
+        # Retried while Tryton is busy (posting numbers the move under a NOWAIT lock): safe, since
+        # the external reference is unique in the ERP.
+        (move_id,) = await call_write(
+            connector.rpc, "model.account.move.finsync_post", [values], scope.context
         )
     except TrytonUserError as refused:
         # Lost the race to a request with the same reference? Then that entry is the answer.
@@ -89,10 +82,12 @@ async def post_journal_entry(
             f"the ERP refused the entry: {refused.message}", source_message=str(refused)
         ) from None
     entry = await connector.journal_entry(connector.record_id("move", move_id))
-    return Posted(entry, created=True)
+    return Written(entry, created=True)
 
 
-async def _existing(connector: TrytonConnector, payload: JournalEntryCreate, scope: Entity) -> Posted | None:
+async def _existing(
+    connector: TrytonConnector, payload: JournalEntryCreate, scope: Entity
+) -> Written[JournalEntry] | None:
     """The entry already posted under ``payload.external_ref``; 409 when its content differs."""
     moves = await connector.moves_by_ref(payload.external_ref, scope)
     if not moves:
@@ -104,7 +99,7 @@ async def _existing(connector: TrytonConnector, payload: JournalEntryCreate, sco
             "with different content",
             existing_id=entry.id,
         )
-    return Posted(entry, created=False)
+    return Written(entry, created=False)
 
 
 def _same(entry: JournalEntry, payload: JournalEntryCreate) -> bool:
