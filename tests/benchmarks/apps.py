@@ -15,6 +15,9 @@ so the apps differ only in what wraps that route:
 - ``bare_redis_app``: a plain ``Litestar`` app whose route makes the same Redis
   round trip as the rate limiter (the same two ``limits`` Lua scripts, by
   ``EVALSHA``, written at once on a raw redis-py connection), and nothing else;
+- ``kernel_redis_app`` / ``kernel_redis_quiet_app``: the same raw round trip on the
+  kernel with auth and rate limiting off, with and without the access log and
+  metrics (``bench_auth --ablation``: where the authenticated route's time goes);
 - ``layer_lower_app`` / ``layer_upper_app``: a lower layer and a layer above it whose
   route calls the lower route over HTTP (``create_service(below=...)``) and answers
   its JSON, auth and rate limits on; ``layer_lower_open_app`` / ``layer_upper_open_app``:
@@ -63,6 +66,8 @@ __all__ = (
     "bare_app",
     "bare_redis_app",
     "kernel_app",
+    "kernel_redis_app",
+    "kernel_redis_quiet_app",
     "layer_lower_app",
     "layer_lower_open_app",
     "layer_upper_app",
@@ -159,20 +164,18 @@ class _RawRedis:
     idle: list[Connection]
 
 
-def bare_redis_app() -> Litestar:
-    """The baseline of ``auth_app``: a plain app whose route makes the rate limiter's Redis round trip.
+def _raw_round_trip(prefix: str) -> tuple[HTTPRouteHandler, Any]:
+    """A ping handler making the rate limiter's Redis round trip with raw redis-py, and its lifespan.
 
-    The same wire path as ``shared.ratelimit.RateLimiter``, so the ratio measures
-    everything but that I/O: ``EVALSHA`` of ``limits``' sliding-window scripts,
-    acquire then read, on the same key layout and arguments with the ``BENCH_RATE``
-    limit, packed once and written to a raw redis-py connection taken from a free
-    list (no socket timeout: nothing but the I/O), then both replies read (and not
-    looked at). With redis-py's pipeline API
-    instead, this baseline is about 10% slower (README, "Benchmarks").
+    The same wire path as ``shared.ratelimit.RateLimiter``: ``EVALSHA`` of ``limits``'
+    sliding-window scripts, acquire then read, on the same key layout and arguments
+    with the ``BENCH_RATE`` limit, packed once and written to a raw redis-py
+    connection taken from a free list (no socket timeout: nothing but the I/O),
+    then both replies read (and not looked at).
     """
     url = os.environ["FINSYNC_REDIS_URL"]
     item = limits.parse(BENCH_RATE)
-    current = "bench-bare:{" + item.key_for("bench-bare", "client:partner-1", "*") + "}"
+    current = f"{prefix}:{{" + item.key_for(prefix, "client:partner-1", "*") + "}"
     keys = (f"{current}/-1", current)
     expiry = item.get_expiry()
     raw: list[_RawRedis] = []
@@ -209,7 +212,49 @@ def bare_redis_app() -> Litestar:
         redis.idle.append(connection)
         return {"status": "ok"}
 
+    return ping, lifespan
+
+
+def bare_redis_app() -> Litestar:
+    """The baseline of ``auth_app``: a plain app whose route makes the rate limiter's Redis round trip.
+
+    See :func:`_raw_round_trip`. With redis-py's pipeline API instead, this
+    baseline is about 10% slower (README, "Benchmarks").
+    """
+    ping, lifespan = _raw_round_trip("bench-bare")
     return Litestar(route_handlers=[ping], lifespan=[lifespan])
+
+
+def kernel_redis_app() -> Litestar:
+    """The same raw round trip on the kernel, auth and rate limiting off: what the kernel costs around that I/O."""
+    ping, lifespan = _raw_round_trip("bench-kernel")
+    return create_service(
+        name="bench",
+        title="bench",
+        description="bench",
+        settings=_open(load_settings()),
+        route_handlers=[ping],
+        resources=[lifespan],
+    )
+
+
+def kernel_redis_quiet_app() -> Litestar:
+    """As ``kernel_redis_app`` with the access log and metrics off: what those two cost."""
+    ping, lifespan = _raw_round_trip("bench-quiet")
+    settings = _open(load_settings())
+    settings = msgspec.structs.replace(
+        settings,
+        log=msgspec.structs.replace(settings.log, access=False),
+        metrics=msgspec.structs.replace(settings.metrics, enabled=False),
+    )
+    return create_service(
+        name="bench",
+        title="bench",
+        description="bench",
+        settings=settings,
+        route_handlers=[ping],
+        resources=[lifespan],
+    )
 
 
 class _StaticBearer(httpx.AsyncBaseTransport):

@@ -70,6 +70,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 TARGET = 0.80
+ABLATION = ("kernel_redis_app", "kernel_redis_quiet_app")
+"""With ``--ablation``: the raw round trip on the kernel, with and then without access log and metrics."""
 KONG_RATIO = 0.76
 AUDIENCE = "finsync-bench"
 """Audience of ``auth_app`` (``finsync-{service}``, service ``bench``)."""
@@ -114,6 +116,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--layer-pairs", type=int, default=None, help="pairs of the layer-below comparison (default: --pairs)"
     )
     parser.add_argument("--skip-layers", action="store_true", help="skip the layer-below comparison")
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also run, in each pair, the raw round trip on the kernel with and without access log and metrics",
+    )
     parser.add_argument(
         "--redis-cpu",
         choices=("0", "1", "none"),
@@ -265,6 +272,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
         f".venv/bin/python -m tests.benchmarks.bench_auth --pairs {args.pairs} --duration {args.duration}"
         f" --connections {args.connections} --threads {args.threads} --redis-cpu {args.redis_cpu}"
     )
+    command += " --ablation" if args.ablation else ""
     return command + (" --skip-layers" if args.skip_layers else f" --layer-pairs {args.layer_pairs}")
 
 
@@ -280,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         print("WARNING: taskset or a second CPU is missing: servers and wrk are not pinned", flush=True)
     main_pairs: list[Pair[Run]] = []
     layer_pairs: list[Pair[Run]] = []
+    ablation: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="finsync-bench-") as tmp:
         logs = Path(tmp)
         issuer = TestIssuer(logs)
@@ -315,6 +324,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
                 bare = _run("bare_redis", [Server("bare_redis_app", env, probe)], wrk, load, counters, logs)
                 auth = _run("auth", [Server("auth_app", env, probe)], wrk, load, counters, logs)
                 main_pairs.append(Pair(bare, auth))
+                if args.ablation:
+                    for factory in ABLATION:
+                        run = _run(factory, [Server(factory, env, probe)], wrk, load, counters, logs)
+                        ablation.setdefault(factory, []).append(round(run.rps / bare.rps, 4))
+                        print(
+                            f"  {factory}: {run.rps:.0f} req/s, {ablation[factory][-1]:.3f}x of bare_redis",
+                            flush=True,
+                        )
                 print(
                     f"pair {i}/{args.pairs}: bare_redis {bare.rps:.0f} req/s "
                     f"({bare.redis_round_trips_per_request:.2f} round trips/request), auth {auth.rps:.0f} req/s "
@@ -404,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     load_command = _redacted(Load(args.duration, args.connections, args.threads, (REDACTED,)).command(wrk, 0))
     print(f"server:  {shlex.join(server_command('auth_app', 0)).replace('--port 0', '--port PORT')}")
     print(f"load:    {shlex.join(load_command).replace(':0/', ':PORT/')}")
+    for factory, ratios in ablation.items():
+        print(f"ablation: {factory} {statistics.median(ratios):.3f}x of bare_redis (pairs {ratios})")
     print(f"reproduce (from {ROOT}): {command}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "auth.json"
@@ -418,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         "redis_per_request": {"auth": auth_redis, "bare_redis": bare_redis},
         "token_verification": verification,
         "layers": layers,
+        "ablation": {
+            factory: {"median_ratio_to_bare_redis": round(statistics.median(ratios), 4), "ratios": ratios}
+            for factory, ratios in ablation.items()
+        },
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
