@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from shared.settings import TrytonSourceConfig
     from system_apis.connectors.tryton.wire import WireDateTime
 
-__all__ = ("Entity", "TrytonConnector")
+__all__ = ("Entity", "TrytonConnector", "after_clause", "context_for")
 
 ENTITY_TTL = 60.0
 """Seconds the list of companies is reused."""
@@ -78,6 +78,16 @@ class Entity:
     def context(self) -> dict[str, Any]:
         """The Tryton context of calls made for this entity."""
         return {"company": self.company_id, "companies": [self.company_id], "language": "en"}
+
+
+def context_for(scopes: list[Entity]) -> dict[str, Any]:
+    """The Tryton context of a call over several entities: the first as ``company``, all as ``companies``."""
+    return {**scopes[0].context, "companies": [scope.company_id for scope in scopes]}
+
+
+def after_clause(written: datetime, last: int) -> list[Any]:
+    """The domain clause "after ``(write_date, id)``" of reads in ``(write_date, id)`` order."""
+    return ["OR", ("write_date", ">", written), [("write_date", "=", written), ("id", ">", last)]]
 
 
 def _moment(value: WireDateTime | None, fallback: WireDateTime) -> datetime:
@@ -480,15 +490,11 @@ class TrytonConnector:
     async def journal_entry(self, record_id: str) -> JournalEntry:
         """One entry by id."""
         move_id = self.tryton_id("move", record_id)
-        for scope in await self.scoped(None):
-            moves = await self.search(
-                "account.move",
-                [("id", "=", move_id), ("company", "=", scope.company_id)],
-                rows.MoveRow,
-                scope.context,
-            )
-            if moves:
-                return (await self.journal_entries(moves, scope))[0]
+        scopes = await self.scoped(None)
+        moves = await self.search("account.move", [("id", "=", move_id)], rows.MoveRow, context_for(scopes))
+        scope = next((scope for scope in scopes if moves and scope.company_id == moves[0].company), None)
+        if scope is not None:
+            return (await self.journal_entries(moves, scope))[0]
         raise NotFoundError(f"no journal entry {record_id!r} in source {self.source!r}")
 
     async def moves_by_ref(self, external_ref: str, scope: Entity) -> list[rows.MoveRow]:

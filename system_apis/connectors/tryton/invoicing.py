@@ -49,6 +49,7 @@ from shared.errors import (
 from shared.pagination import decode_cursor, encode_cursor
 from system_apis.connectors.tryton import rows
 from system_apis.connectors.tryton.checks import period_violation, text_violations
+from system_apis.connectors.tryton.connector import after_clause, context_for
 from system_apis.connectors.tryton.rpc import TrytonUserError
 from system_apis.connectors.tryton.written import Written, call_write
 
@@ -95,13 +96,12 @@ async def invoice_page(
             )
         )
     if cursor is not None:
-        written, last = _after(cursor)
-        domain.append(["OR", ("write_date", ">", written), [("write_date", "=", written), ("id", ">", last)]])
+        domain.append(after_clause(*_after(cursor)))
     found = await connector.search(
         "account.invoice",
         domain,
         rows.InvoiceRow,
-        {**scopes[0].context, "companies": [scope.company_id for scope in scopes]},
+        context_for(scopes),
         order=(("write_date", "ASC"), ("id", "ASC")),
         limit=limit + 1,
     )
@@ -121,7 +121,7 @@ async def get_invoice(connector: TrytonConnector, record_id: str) -> Invoice:
         "account.invoice",
         [("id", "=", invoice_id), ("type", "=", "out")],
         rows.InvoiceRow,
-        {**scopes[0].context, "companies": [scope.company_id for scope in scopes]},
+        context_for(scopes),
     )
     if not found:
         raise NotFoundError(f"no invoice {record_id!r} in source {connector.source!r}")

@@ -78,7 +78,8 @@ class WireDateTime(msgspec.Struct, frozen=True, gc=False, rename={"kind": "__cla
         )
 
 
-def _enc_hook(value: Any) -> Any:
+def _tryton_object(value: Any) -> Any:
+    """A ``Decimal``, ``date``, ``datetime`` or set as Tryton's JSON-RPC expects it."""
     if isinstance(value, Decimal):
         return {"__class__": "Decimal", "decimal": str(value)}
     if isinstance(value, dt.datetime):
@@ -100,14 +101,14 @@ def _enc_hook(value: Any) -> Any:
     raise NotImplementedError(f"cannot send {type(value).__name__} to Tryton")
 
 
-_ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
+_ENCODER = msgspec.json.Encoder()
 
 
 def encode(payload: Any) -> bytes:
     """JSON for Tryton, with ``Decimal``, ``date`` and ``datetime`` as Tryton's objects.
 
-    Datetimes are sent naive in UTC, as Tryton stores them; msgspec's own handling
-    of those types is bypassed by converting them before encoding.
+    Datetimes are sent naive in UTC, as Tryton stores them. Those values are converted
+    before encoding (:func:`_typed`), since msgspec would encode them natively as strings.
     """
     return _ENCODER.encode(_typed(payload))
 
@@ -124,7 +125,7 @@ def _typed(value: Any) -> Any:
             return value  # ids and names, the bulk of a large domain: nothing to convert
         return [_typed(item) for item in value]
     if isinstance(value, (Decimal, dt.date, set, frozenset)):
-        return _enc_hook(value)
+        return _tryton_object(value)
     return value
 
 
