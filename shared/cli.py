@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.errors import SettingsError
-from shared.layers import ERP_COMMANDS, SERVICES
+from shared.layers import ERP_COMMANDS, PLANNING_SANDBOX, SERVICES
 from shared.settings import load_settings
 
 if TYPE_CHECKING:
@@ -53,9 +53,19 @@ def _erp_setup(args: argparse.Namespace) -> int:
     )
 
 
+def _serve_planning_sandbox(args: argparse.Namespace) -> int:
+    module, _, attr = PLANNING_SANDBOX.partition(":")
+    serve_sandbox: Callable[..., int] = getattr(importlib.import_module(module), attr)
+    settings = load_settings()
+    port = args.port if args.port is not None else settings.ports.planning_sandbox
+    return serve_sandbox(settings, host=args.host or settings.host, port=port, fast_polling=args.fast_polling)
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.layer == "erp":
         return _serve_erp(args)
+    if args.layer == "planning-sandbox":
+        return _serve_planning_sandbox(args)
     from granian import Granian  # noqa: PLC0415 - heavy import, only for this command
     from granian.constants import Interfaces  # noqa: PLC0415
     from granian.log import LogLevels  # noqa: PLC0415
@@ -188,13 +198,18 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="run one layer, the built-in authorization server (auth) or the local Tryton ERP (erp), "
-        "as its own server process",
+        help="run one layer, the built-in authorization server (auth), the local Tryton ERP (erp) or the "
+        "Anaplan-shaped planning sandbox (planning-sandbox), as its own server process",
     )
-    serve.add_argument("layer", choices=[*SERVICES, "erp"])
+    serve.add_argument("layer", choices=[*SERVICES, "erp", "planning-sandbox"])
     serve.add_argument("--host", help="interface to bind (default: FINSYNC_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: the layer's port in the port table)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--fast-polling",
+        action="store_true",
+        help="planning-sandbox only, for tests: accept task polls faster than Anaplan's one every 5 s",
+    )
     serve.set_defaults(run=_serve)
 
     up = commands.add_parser(

@@ -51,6 +51,7 @@ __all__ = (
     "ClientError",
     "ConflictError",
     "CurrencyImbalance",
+    "DuplicateCellError",
     "FinsyncError",
     "IdempotencyKeyInUseError",
     "IdempotencyKeyInvalidError",
@@ -68,6 +69,7 @@ __all__ = (
     "SourceRejectedError",
     "UnbalancedJournalError",
     "UnknownCurrencyError",
+    "UnknownMemberError",
     "UnsupportedMediaTypeError",
     "UpstreamContractError",
     "UpstreamError",
@@ -273,6 +275,20 @@ class UnbalancedJournalError(InvalidEntryError):
 
     code = "unbalanced-journal"
     title = "Unbalanced journal entry"
+
+
+class UnknownMemberError(InvalidEntryError):
+    """A load's rows name values that map to no member of the planning model under the mapping rules; ``violations`` names each row and dimension. Nothing was loaded."""
+
+    code = "unknown-member"
+    title = "Unknown planning member"
+
+
+class DuplicateCellError(InvalidEntryError):
+    """Two or more rows of a load map to the same planning cell; the platform would keep only the last, silently. ``violations`` names each repeated row. Aggregate to one row per cell; nothing was loaded."""
+
+    code = "duplicate-cell"
+    title = "Duplicate planning cell"
 
 
 class SourceRejectedError(BusinessRuleError):

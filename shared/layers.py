@@ -10,7 +10,16 @@ if TYPE_CHECKING:
 
     from litestar import Litestar
 
-__all__ = ("ERP_COMMANDS", "LAYERS", "SERVICES", "Layer", "Service", "app_factory")
+__all__ = (
+    "ERP_COMMANDS",
+    "LAYERS",
+    "PLANNING_SANDBOX",
+    "PLANNING_SANDBOX_CATALOG",
+    "SERVICES",
+    "Layer",
+    "Service",
+    "app_factory",
+)
 
 Layer = Literal["system", "process", "experience"]
 Service = Literal["auth", "system", "process", "experience"]
@@ -24,6 +33,11 @@ LAYERS: dict[Layer, str] = {
 
 ERP_COMMANDS = "system_apis.connectors.tryton.commands"
 """The ERP runtime's commands (``finsync erp setup``, ``finsync serve erp``), by import string."""
+
+PLANNING_SANDBOX = "system_apis.connectors.anaplan.sandbox.server:serve_sandbox"
+"""``finsync serve planning-sandbox``: the Anaplan-shaped sandbox, by import string."""
+PLANNING_SANDBOX_CATALOG = "system_apis.connectors.anaplan.sandbox.catalog"
+"""The sandbox's fixed ids (``WORKSPACE_ID``, ``MODEL_ID``), which ``finsync up`` declares its source with."""
 
 SERVICES: dict[Service, str] = {
     "auth": "shared.auth.server:create_app",

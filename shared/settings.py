@@ -21,11 +21,13 @@ from msgspec import Meta
 from shared.errors import SettingsError
 
 __all__ = (
+    "AnaplanSourceConfig",
     "ClientSettings",
     "HttpSettings",
     "HttpSourceConfig",
     "LogSettings",
     "MetricsSettings",
+    "PlanningSandboxSettings",
     "PortSettings",
     "Settings",
     "SourceConfig",
@@ -61,6 +63,8 @@ class PortSettings(_Base):
     """experience_apis."""
     erp: Port = 8110
     """The local stack's Tryton server."""
+    planning_sandbox: Port = 8121
+    """The Anaplan-shaped planning sandbox (a local stand-in, not Anaplan)."""
 
 
 class LogSettings(_Base):
@@ -133,8 +137,57 @@ class TrytonSourceConfig(_Base, tag="tryton", tag_field="kind"):
     """Free text shown in listings."""
 
 
-SourceConfig = HttpSourceConfig | TrytonSourceConfig
-SourceKind = Literal["http", "tryton"]
+MIN_POLL_INTERVAL = 5.0
+"""Anaplan asks for at most one task poll every 5 s; only a source marked ``sandbox`` may poll faster."""
+
+
+class AnaplanSourceConfig(_Base, tag="anaplan", tag_field="kind"):
+    """An Anaplan planning model, reached over its Integration API v2 as one user (HTTP Basic)."""
+
+    url: str
+    """The API host, e.g. ``https://api.anaplan.com``; calls go to ``{url}/2/0/...``."""
+    workspace: str
+    """Workspace id."""
+    model: str
+    """Model id."""
+    user: str
+    """The integration user's login (an email address)."""
+    auth_url: str | None = None
+    """The authentication host, e.g. ``https://auth.anaplan.com``. Default: ``url``."""
+    password: str | None = None
+    """Its password; prefer ``password_file``."""
+    password_file: str | None = None
+    """File holding its password."""
+    import_name: str = "Planning Data Load"
+    """The import action that loads cells from the import file."""
+    export_name: str = "Planning Data Export"
+    """The export action that writes every cell to its file."""
+    mapping: str = "anaplan/v1"
+    """Version of the mapping rules (``system_apis/mappings/{mapping}.toml``)."""
+    timeout: PositiveFloat = 30.0
+    """Seconds to wait for one API answer."""
+    retries: Annotated[int, Meta(ge=0, le=20)] = 6
+    """Retries of a call answered 409 (model busy), 429 or 5xx, or not answered."""
+    backoff: Annotated[float, Meta(ge=0)] = 0.5
+    """Base of the exponential backoff in seconds (full jitter); ``Retry-After`` wins when longer."""
+    poll_interval: PositiveFloat = MIN_POLL_INTERVAL
+    """Seconds between two polls of a task: at least 5, as Anaplan asks, unless ``sandbox`` is set."""
+    chunk_size: Annotated[int, Meta(ge=1024, le=50 * 1024 * 1024)] = 8 * 1024 * 1024
+    """Bytes per uploaded chunk (Anaplan takes 1 to 50 MB; smaller only makes sense against the sandbox)."""
+    sandbox: bool = False
+    """The model is finsync's planning sandbox: faster polling is allowed (tests only)."""
+    description: str = ""
+    """Free text shown in listings."""
+
+    def __post_init__(self) -> None:
+        if self.poll_interval < MIN_POLL_INTERVAL and not self.sandbox:
+            raise ValueError(
+                f"poll_interval below {MIN_POLL_INTERVAL:g}s is only allowed for a sandbox source (sandbox = true)"
+            )
+
+
+SourceConfig = HttpSourceConfig | TrytonSourceConfig | AnaplanSourceConfig
+SourceKind = Literal["http", "tryton", "anaplan"]
 """The ``kind`` tags of :data:`SourceConfig`."""
 """Union of every source kind, tagged by ``kind``."""
 
@@ -238,6 +291,27 @@ class ErpSettings(_Base):
     """The working database ``finsync up`` serves, copied from the seeded template."""
 
 
+class PlanningSandboxSettings(_Base):
+    """The Anaplan-shaped planning sandbox (``finsync serve planning-sandbox``): a local stand-in, not Anaplan."""
+
+    user: str = "integration@finsync.sandbox"
+    """The one user it knows (HTTP Basic login)."""
+    password_file: str | None = None
+    """File holding that user's password. Default: ``{data_dir}/planning-sandbox/password``, generated once."""
+    token_lifetime: Annotated[int, Meta(ge=1)] = 35 * 60
+    """Seconds a token lives (Anaplan: 35 minutes)."""
+    min_poll_interval: Annotated[float, Meta(ge=0)] = 5.0
+    """Polls of one task closer than this answer 429 (Anaplan asks for 5 s); ``--fast-polling`` sets 0."""
+    export_chunk_size: Annotated[int, Meta(ge=1)] = 1024 * 1024
+    """Bytes per chunk of an export's file."""
+    seed_lines: Annotated[int, Meta(ge=0)] | None = None
+    """Scale of the seeded budget: the ERP seed's journal lines. Default: ``erp.seed_lines``."""
+
+    def password_path(self, data_dir: Path) -> Path:
+        """``password_file``, or ``{data_dir}/planning-sandbox/password``."""
+        return Path(self.password_file) if self.password_file else data_dir / "planning-sandbox" / "password"
+
+
 class IdempotencySettings(_Base):
     """Idempotency-Key handling on effectful writes."""
 
@@ -292,6 +366,8 @@ class Settings(_Base):
     """Idempotency keys."""
     erp: ErpSettings = msgspec.field(default_factory=ErpSettings)
     """The local stack's ERP."""
+    planning_sandbox: PlanningSandboxSettings = msgspec.field(default_factory=PlanningSandboxSettings)
+    """The local stack's planning sandbox."""
 
     def below_url(self, layer: LayerName) -> str:
         """Base URL of ``layer``, from its explicit setting or the local port table."""

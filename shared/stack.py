@@ -6,7 +6,8 @@ up the ERP database if it is missing (``finsync erp setup``: a copy of a cached
 template, built and seeded on first use), then starts the Tryton server
 (``finsync serve erp``), the built-in authorization server and each layer, each
 as its own process, bottom first, waiting for each to be ready before starting
-the next. SIGINT (Ctrl-C) or SIGTERM stops them all, top first, PostgreSQL and
+the next. The Anaplan-shaped planning sandbox (``finsync serve planning-sandbox``) starts after the
+ERP. SIGINT (Ctrl-C) or SIGTERM stops them all, top first, PostgreSQL and
 Redis last. Children also get a parent-death signal, so even a ``kill -9`` of
 the supervisor leaves nothing behind.
 
@@ -16,12 +17,14 @@ Before starting anything but Redis it registers the local OAuth clients
 ``{data_dir}/stack.toml``, the user's configuration plus those clients. The
 process and experience layers get their own client's id and secret, and every
 child gets the local issuer (``FINSYNC_AUTH__ISSUER``). ``stack.toml`` also
-declares the local ERP as the source ``erp`` (kind ``tryton``), unless the
-user's configuration declares a source with that id.
+declares the local ERP as the source ``erp`` (kind ``tryton``) and the planning
+sandbox as the source ``planning`` (kind ``anaplan``), unless the user's
+configuration declares a source with that id.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -35,7 +38,7 @@ import httpx
 
 from shared.auth.local import ensure_local_secrets, write_stack_config
 from shared.errors import SettingsError
-from shared.layers import LAYERS
+from shared.layers import LAYERS, PLANNING_SANDBOX_CATALOG
 from shared.postgres import EmbeddedPostgres
 from shared.processes import die_with_parent
 from shared.redis import EmbeddedRedis
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
     from shared.layers import Service
     from shared.settings import Settings
 
-__all__ = ("ERP_PASSWORD_FILE", "ERP_SOURCE", "Stack", "StackError")
+__all__ = ("ERP_PASSWORD_FILE", "ERP_SOURCE", "PLANNING_SOURCE", "Stack", "StackError")
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -54,6 +57,8 @@ ERP_SOURCE = "erp"
 """Id of the source the local ERP is declared as in ``stack.toml``."""
 ERP_PASSWORD_FILE = Path("tryton") / "finsync.password"
 """Under the data dir: the ERP service user's password, written by ``finsync erp setup``."""
+PLANNING_SOURCE = "planning"
+"""Id of the source the local planning sandbox is declared as in ``stack.toml``."""
 
 
 class StackError(RuntimeError):
@@ -113,6 +118,24 @@ class Stack:
             "description": "the local Tryton ERP (finsync up)",
         }
 
+    @property
+    def planning_url(self) -> str:
+        """The local planning sandbox."""
+        return self.auth_url.rsplit(":", 1)[0] + f":{self.settings.ports.planning_sandbox}"
+
+    def _planning_source(self) -> dict[str, str]:
+        """The ``[sources.planning]`` table of ``stack.toml``: the sandbox's one model, as its one user."""
+        catalog = importlib.import_module(PLANNING_SANDBOX_CATALOG)
+        return {
+            "kind": "anaplan",
+            "url": self.planning_url,
+            "workspace": catalog.WORKSPACE_ID,
+            "model": catalog.MODEL_ID,
+            "user": self.settings.planning_sandbox.user,
+            "password_file": str(self.settings.planning_sandbox.password_path(self.data_dir)),
+            "description": "the local planning SANDBOX, Anaplan-shaped (finsync up), not Anaplan",
+        }
+
     def _environment(self, redis_url: str, database_url: str, config: Path) -> dict[str, str]:
         env = dict(os.environ)
         env["FINSYNC_DATA_DIR"] = str(self.data_dir)
@@ -151,15 +174,19 @@ class Stack:
         try:
             self.secrets = ensure_local_secrets(self.data_dir)
             config, self.overridden = write_stack_config(
-                self.settings, self.data_dir, self.secrets, sources={ERP_SOURCE: self._erp_source()}
+                self.settings,
+                self.data_dir,
+                self.secrets,
+                sources={ERP_SOURCE: self._erp_source(), PLANNING_SOURCE: self._planning_source()},
             )
         except SettingsError as exc:
             raise StackError(exc.detail) from exc
-        if ERP_SOURCE in self.settings.sources:
-            print(
-                f"  note: source {ERP_SOURCE!r} is declared in {self.settings.config}; the stack keeps yours",
-                flush=True,
-            )
+        for source in (ERP_SOURCE, PLANNING_SOURCE):
+            if source in self.settings.sources:
+                print(
+                    f"  note: source {source!r} is declared in {self.settings.config}; the stack keeps yours",
+                    flush=True,
+                )
         for client_id in self.overridden:
             print(
                 f"  note: client {client_id!r} is declared in {self.settings.config}; the stack keeps yours, "
@@ -171,6 +198,7 @@ class Stack:
         logs.mkdir(parents=True, exist_ok=True)
         self._setup_erp(env, logs)
         self._start_erp(env, logs)
+        self._start_planning_sandbox(env, logs)
         self._start_service("auth", env, logs)
         for layer in LAYERS:
             self._start_service(layer, env, logs)
@@ -234,6 +262,16 @@ class Stack:
             f"  erp         {child.url}  (Tryton JSON-RPC at /{self.settings.erp.database}/rpc/, logs {log})",
             flush=True,
         )
+
+    def _start_planning_sandbox(self, env: dict[str, str], logs: Path) -> None:
+        """``finsync serve planning-sandbox`` on ``ports.planning_sandbox``, ready once it answers."""
+        log = logs / "planning-sandbox.log"
+        port = self.settings.ports.planning_sandbox
+        args = ["serve", "planning-sandbox", "--host", self.settings.host, "--port", str(port)]
+        child = _Child("planning-sandbox", self._spawn(args, env, log), self.planning_url, log)
+        self.children.append(child)
+        self._wait_ready(child, _answers_sandbox)
+        print(f"  planning    {child.url}  (Anaplan-shaped SANDBOX, API at /2/0, logs {log})", flush=True)
 
     def _start_service(self, service: Service, env: dict[str, str], logs: Path) -> None:
         port = getattr(self.settings.ports, service)
@@ -300,6 +338,14 @@ class Stack:
 def _answers_ready(url: str) -> bool:
     try:
         return httpx.get(f"{url}/health/ready", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _answers_sandbox(url: str) -> bool:
+    """The planning sandbox answers its control API."""
+    try:
+        return httpx.get(f"{url}/sandbox/counters", timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
 

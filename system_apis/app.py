@@ -11,6 +11,8 @@ from shared.service import create_service
 from shared.settings import load_settings
 from system_apis.erp.controller import ErpController
 from system_apis.erp.registry import ErpRegistry
+from system_apis.planning.controller import PlanningController
+from system_apis.planning.registry import PlanningRegistry
 from system_apis.sources.controller import SourcesController
 from system_apis.sources.health import SourceRegistry
 
@@ -35,9 +37,15 @@ async def _sources(app: Litestar) -> AsyncIterator[None]:
         httpx.AsyncClient(follow_redirects=False) as probes,
         httpx.AsyncClient(follow_redirects=False, limits=ERP_CONNECTIONS) as erp,
     ):
-        app.state.sources = SourceRegistry(settings.sources, probes)
+        app.state.planning = PlanningRegistry(settings.sources, app.state.redis)
+        # A planning source probes itself, with its session's token: a login per probe would be refused.
+        own_probes = {source: connector.probe for source, connector in app.state.planning.connectors.items()}
+        app.state.sources = SourceRegistry(settings.sources, probes, own_probes)
         app.state.erp = ErpRegistry(settings.sources, erp, app.state.redis)
-        yield
+        try:
+            yield
+        finally:
+            await app.state.planning.aclose()
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -47,6 +55,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         title="finsync system APIs",
         description="One connector per source system, behind the canonical finance model.",
         settings=settings or load_settings(),
-        route_handlers=[SourcesController, ErpController],
+        route_handlers=[SourcesController, ErpController, PlanningController],
         resources=[_sources],
     )

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from tests.erp_fixtures import Erp
 
-pytest_plugins = ["tests.erp_fixtures"]
+pytest_plugins = ["tests.erp_fixtures", "tests.planning_fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -93,13 +93,17 @@ def stack_environment(data_dir: Path, ports: dict[str, int], config: Path | None
 def start_stack(
     tmp: Path, erp: Erp, config: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], dict[str, str], Path]:
-    """Start ``finsync up`` and wait until it says it is ready; ``urls`` has each layer, ``auth`` and ``erp``.
+    """Start ``finsync up`` and wait until it says it is ready; ``urls`` has each layer, ``auth``, ``erp`` and
+    ``planning_sandbox``.
 
     Its embedded PostgreSQL starts from a copy of the ``erp`` fixture's cluster, so
     the ERP database is a template copy rather than a build.
     """
     erp.clone_cluster(tmp / "data")
-    ports = {service: free_port() for service in ("auth", "system", "process", "experience", "erp")}
+    ports = {
+        service: free_port()
+        for service in ("auth", "system", "process", "experience", "erp", "planning_sandbox")
+    }
     output = tmp / "up.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
@@ -113,7 +117,7 @@ def start_stack(
     started = wait_until(lambda: b"Press Ctrl-C" in output.read_bytes() or process.poll() is not None, 90)
     assert started, output.read_text()
     assert process.poll() is None, output.read_text()
-    assert all(ready(url) for service, url in urls.items() if service != "erp")
+    assert all(ready(url) for service, url in urls.items() if service not in ("erp", "planning_sandbox"))
     return process, urls, output
 
 

@@ -24,6 +24,8 @@ SCOPES: dict[str, str] = {
     "sources:read": "Read the configured source systems and their health.",
     "erp:read": "Read ERP master data, journals and balances.",
     "erp:write": "Post to the ERP.",
+    "planning:read": "Read planning versions, members, cells and loads.",
+    "planning:write": "Load rows into the planning platform.",
     "flows:read": "Read flows, runs, exceptions and reconciliations.",
     "flows:run": "Start, replay and cancel flow runs.",
     "workbench:read": "Read the planner's workbench and dashboards.",

@@ -71,7 +71,16 @@ LOCAL_CLIENTS: dict[str, ClientConfig] = {
         audiences=[LAYER_AUDIENCES["experience"], LAYER_AUDIENCES["process"], LAYER_AUDIENCES["system"]],
     ),
     "process": ClientConfig(
-        scopes=["erp:read", "erp:write", "flows:run", "flows:read", "admin", "sources:read"],
+        scopes=[
+            "erp:read",
+            "erp:write",
+            "planning:read",
+            "planning:write",
+            "flows:run",
+            "flows:read",
+            "admin",
+            "sources:read",
+        ],
         audiences=[LAYER_AUDIENCES["system"]],
         internal=True,
     ),

@@ -7,6 +7,7 @@
 - :mod:`~shared.canonical.master`: legal entities, accounts, dimensions, parties, taxes, periods.
 - :mod:`~shared.canonical.transactions`: journal entries, invoices, bills, payments.
 - :mod:`~shared.canonical.balances`: actuals.
+- :mod:`~shared.canonical.planning`: planning versions, members, cells and loads.
 - :mod:`~shared.canonical.validation`: business rules for create payloads.
 - :mod:`~shared.canonical.codec`: JSON, with money decoded only from strings.
 
@@ -71,6 +72,20 @@ from shared.canonical.money import (
     decimal_places,
     minor_unit,
 )
+from shared.canonical.planning import (
+    MAX_LOAD_ROWS,
+    Load,
+    LoadCounts,
+    LoadCreate,
+    LoadFailure,
+    LoadRow,
+    LoadStatus,
+    PlanningCell,
+    PlanningDimension,
+    PlanningMember,
+    PlanningVersion,
+    VersionName,
+)
 from shared.canonical.records import CanonicalStruct, CreatePayload, Record
 from shared.canonical.transactions import (
     MAX_INVOICE_LINES,
@@ -104,6 +119,7 @@ __all__ = (
     "MAX_DECIMAL_LENGTH",
     "MAX_INVOICE_LINES",
     "MAX_JOURNAL_LINES",
+    "MAX_LOAD_ROWS",
     "MAX_UNIT_PRICE_DECIMALS",
     "MINOR_UNITS",
     "UNALLOCATED",
@@ -140,6 +156,12 @@ __all__ = (
     "JournalEntryCreate",
     "JournalLine",
     "LegalEntity",
+    "Load",
+    "LoadCounts",
+    "LoadCreate",
+    "LoadFailure",
+    "LoadRow",
+    "LoadStatus",
     "MappingVersion",
     "Name",
     "NormalBalance",
@@ -147,6 +169,10 @@ __all__ = (
     "PaymentCreate",
     "PeriodCode",
     "PeriodState",
+    "PlanningCell",
+    "PlanningDimension",
+    "PlanningMember",
+    "PlanningVersion",
     "Product",
     "ProductKind",
     "Project",
@@ -162,6 +188,7 @@ __all__ = (
     "TaxId",
     "TimeZone",
     "UtcDateTime",
+    "VersionName",
     "balance_kind_for",
     "check_amount",
     "decimal_places",

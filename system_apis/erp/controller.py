@@ -10,11 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
-from litestar.response import Stream
 
 from shared.auth.middleware import AUTH_ERRORS, requires
 from shared.canonical import (
@@ -37,13 +35,12 @@ from shared.canonical import (
     Product,
     Supplier,
     SupplierCreate,
-    decode,
-    encode,
 )
 from shared.errors import BadRequestError, NotFoundError
 from shared.idempotency import IDEMPOTENCY_STATUSES, REPLAYED_RESPONSE_HEADER, IdempotencyKeyRequired
 from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, paginate
 from shared.problems import problem_responses
+from system_apis.bodies import strict_payload
 from system_apis.connectors.tryton.actuals import actuals
 from system_apis.connectors.tryton.invoicing import get_invoice, invoice_page, post_invoice
 from system_apis.connectors.tryton.parties import create_party
@@ -62,6 +59,7 @@ from system_apis.erp.schemas import (
     ProductPage,
     SupplierPage,
 )
+from system_apis.ndjson import ndjson, wants_ndjson
 
 if TYPE_CHECKING:
     from litestar.datastructures import State
@@ -71,9 +69,6 @@ if TYPE_CHECKING:
 
 __all__ = ("ErpController",)
 
-NDJSON = "application/x-ndjson"
-NDJSON_CHUNK = 100
-"""Records per body chunk of an NDJSON answer: one ASGI message per record cost more than the record."""
 R = TypeVar("R", bound=Any)
 P = TypeVar("P", bound=Page[Any])
 T = TypeVar("T")
@@ -137,29 +132,6 @@ def _one(records: list[R], record_id: str, what: str) -> R:
 def _write_responses(record: type[Any], existing: str) -> dict[int, ResponseSpec]:
     """What a create documents besides its 201: 200 with ``existing``, the record already there, and the errors."""
     return {200: ResponseSpec(data_container=record, description=existing), **WRITE_ERRORS}
-
-
-async def _payload(request: Request[Any, Any, Any], type_: type[T], what: str) -> T:
-    """The request body decoded again, strictly: money only as decimal strings, never JSON numbers."""
-    try:
-        return decode(await request.body(), type_)
-    except msgspec.ValidationError as exc:
-        raise BadRequestError(f"the {what} is not valid: {exc}") from None
-
-
-def _wants_ndjson(request: Request[Any, Any, Any]) -> bool:
-    return NDJSON in request.headers.get("accept", "")
-
-
-def _ndjson(records: list[Any], headers: dict[str, str] | None = None) -> Stream:
-    """``records`` as newline-delimited JSON (the content type is set as a header: the route's own,
-    JSON, would otherwise win over the stream's)."""
-
-    async def lines() -> Any:
-        for start in range(0, len(records), NDJSON_CHUNK):
-            yield b"".join(encode(record) + b"\n" for record in records[start : start + NDJSON_CHUNK])
-
-    return Stream(lines(), headers={"content-type": NDJSON, **(headers or {})})
 
 
 class ErpController(Controller):
@@ -332,7 +304,7 @@ class ErpController(Controller):
         reference used with another name or code, or by a supplier, answers 409. A currency that is not an
         active ISO 4217 code, or a country the ERP does not have, answers 422."""
         del idempotency_key, data  # the key is the idempotency middleware's; ``data`` documents the body
-        payload = await _payload(request, CustomerCreate, "customer")
+        payload = await strict_payload(request, CustomerCreate, "customer")
         written = await create_party(_connector(state, source), "customer", payload)
         assert isinstance(written.record, Customer)
         return Response(written.record, status_code=201 if written.created else 200)
@@ -392,7 +364,7 @@ class ErpController(Controller):
         reference used with another name or code, or by a customer, answers 409. A currency that is not an
         active ISO 4217 code, or a country the ERP does not have, answers 422."""
         del idempotency_key, data  # the key is the idempotency middleware's; ``data`` documents the body
-        payload = await _payload(request, SupplierCreate, "supplier")
+        payload = await strict_payload(request, SupplierCreate, "supplier")
         written = await create_party(_connector(state, source), "supplier", payload)
         assert isinstance(written.record, Supplier)
         return Response(written.record, status_code=201 if written.created else 200)
@@ -506,9 +478,9 @@ class ErpController(Controller):
             cursor=cursor,
             limit=limit,
         )
-        if _wants_ndjson(request):
+        if wants_ndjson(request):
             cursors = {"Next-Cursor": page.next_cursor, "Sync-Cursor": page.sync_cursor}
-            return _ndjson(page.items, {key: value for key, value in cursors.items() if value})  # type: ignore[return-value]
+            return ndjson(page.items, {key: value for key, value in cursors.items() if value})  # type: ignore[return-value]
         return page
 
     @get(
@@ -549,7 +521,7 @@ class ErpController(Controller):
         centre, closed period, wrong currency, too many decimals, over 1,000 lines) answer 422 naming the
         line, and post nothing."""
         del idempotency_key, data  # the key is the idempotency middleware's; ``data`` documents the body
-        payload = await _payload(request, JournalEntryCreate, "entry")
+        payload = await strict_payload(request, JournalEntryCreate, "entry")
         posted = await post_journal_entry(_connector(state, source), payload, dry_run=dry_run)
         return Response(posted.record, status_code=201 if posted.created else 200)
 
@@ -586,8 +558,8 @@ class ErpController(Controller):
             cursor=cursor,
             limit=limit,
         )
-        if _wants_ndjson(request):
-            return _ndjson(items, {"Next-Cursor": next_cursor} if next_cursor else None)  # type: ignore[return-value]
+        if wants_ndjson(request):
+            return ndjson(items, {"Next-Cursor": next_cursor} if next_cursor else None)  # type: ignore[return-value]
         return InvoicePage(items=items, next_cursor=next_cursor)
 
     @get(
@@ -628,7 +600,7 @@ class ErpController(Controller):
         decimals, a closed period, a date before an invoice already numbered) answer 422 naming the line,
         and write nothing."""
         del idempotency_key, data  # the key is the idempotency middleware's; ``data`` documents the body
-        payload = await _payload(request, InvoiceCreate, "invoice")
+        payload = await strict_payload(request, InvoiceCreate, "invoice")
         written = await post_invoice(_connector(state, source), payload)
         return Response(written.record, status_code=201 if written.created else 200)
 
@@ -654,7 +626,7 @@ class ErpController(Controller):
         that is not posted or already paid, in another currency or in a closed period answers 422, and
         writes nothing."""
         del idempotency_key, data  # the key is the idempotency middleware's; ``data`` documents the body
-        payload = await _payload(request, PaymentCreate, "payment")
+        payload = await strict_payload(request, PaymentCreate, "payment")
         written = await record_payment(_connector(state, source), payload)
         return Response(written.record, status_code=201 if written.created else 200)
 
@@ -709,8 +681,8 @@ class ErpController(Controller):
         balances: list[Balance] = await actuals(connector, scope, periods, accounts)
         if cost_center is not None:
             balances = [b for b in balances if b.cost_center == cost_center]
-        if _wants_ndjson(request):
-            return _ndjson(balances)  # type: ignore[return-value]
+        if wants_ndjson(request):
+            return ndjson(balances)  # type: ignore[return-value]
         return paginate(
             balances, key=lambda balance: balance.id, limit=limit, cursor=cursor, page_type=BalancePage
         )

@@ -7,14 +7,17 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from shared.settings import HttpSourceConfig
+from shared.settings import HttpSourceConfig, TrytonSourceConfig
 from system_apis.connectors.http.connector import HttpConnector
 from system_apis.connectors.tryton.probe import TrytonProbe
 from system_apis.sources.schemas import Source, SourceHealth
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     import httpx
 
+    from shared.http_client import Probe
     from shared.settings import SourceConfig
 
 __all__ = ("SourceRegistry",)
@@ -26,14 +29,22 @@ HEALTH_TTL = 2.0
 class SourceRegistry:
     """The configured sources, each with its connector and its latest probe."""
 
-    def __init__(self, configs: dict[str, SourceConfig], client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        configs: dict[str, SourceConfig],
+        client: httpx.AsyncClient,
+        probes: dict[str, Callable[[], Awaitable[Probe]]] | None = None,
+    ) -> None:
+        """``probes`` are the sources whose connectors probe themselves (with their own session)."""
         self.configs = configs
-        self.connectors = {
-            source_id: HttpConnector(client, cfg.base_url, cfg.health_path, cfg.timeout)
-            if isinstance(cfg, HttpSourceConfig)
-            else TrytonProbe(client, cfg)
-            for source_id, cfg in configs.items()
-        }
+        self.probes = dict(probes or {})
+        for source_id, cfg in configs.items():
+            if isinstance(cfg, HttpSourceConfig):
+                self.probes[source_id] = HttpConnector(
+                    client, cfg.base_url, cfg.health_path, cfg.timeout
+                ).probe
+            elif isinstance(cfg, TrytonSourceConfig):
+                self.probes[source_id] = TrytonProbe(client, cfg).probe
         self._cache: dict[str, tuple[float, SourceHealth]] = {}
         self._inflight: dict[str, asyncio.Task[SourceHealth]] = {}
 
@@ -49,7 +60,7 @@ class SourceRegistry:
         return await asyncio.shield(task)
 
     async def _probe(self, source_id: str) -> SourceHealth:
-        probe = await self.connectors[source_id].probe()
+        probe = await self.probes[source_id]()
         health = SourceHealth(
             status=probe.status,
             checked_at=datetime.now(UTC),

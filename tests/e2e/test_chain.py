@@ -101,6 +101,7 @@ def test_overview_reports_layers_sources_and_flows(live_stack: LiveStack) -> Non
     }
     assert {source["id"]: source["status"] for source in overview["sources"]} == {
         "erp": "up",  # the stack's own Tryton
+        "planning": "up",  # the stack's own planning sandbox
         "erp-gone": "down",
         "ledger-watch": "up",
     }

@@ -48,7 +48,12 @@ def test_a_signal_stops_every_process(tmp_path: Path, sig: int, erp: Erp) -> Non
     assert {postgres, tryton} <= set(owned)
     printed = output.read_text()
     assert f"auth        {urls['auth']}" in printed
-    assert printed.index("  postgres ") < printed.index("  erp ") < printed.index("  auth ")
+    assert (
+        printed.index("  postgres ")
+        < printed.index("  erp ")
+        < printed.index("  planning ")
+        < printed.index("  auth ")
+    )
     assert printed.index("  auth ") < printed.index("  system ")
     # The ERP: served from a copy of the seeded template, declared as the source 'erp' of the system layer.
     source = tomllib.loads((data_dir / "stack.toml").read_text())["sources"]["erp"]
@@ -65,6 +70,16 @@ def test_a_signal_stops_every_process(tmp_path: Path, sig: int, erp: Erp) -> Non
         timeout=30,
     )
     assert isinstance(login.json()["result"][0], int), login.text
+    # The planning sandbox: declared as the source 'planning', its user's password in the data dir.
+    planning = tomllib.loads((data_dir / "stack.toml").read_text())["sources"]["planning"]
+    assert planning["kind"] == "anaplan"
+    assert planning["url"] == urls["planning_sandbox"]
+    sandbox_login = httpx.post(
+        f"{planning['url']}/token/authenticate",
+        auth=(planning["user"], Path(planning["password_file"]).read_text().strip()),
+        timeout=10,
+    )
+    assert sandbox_login.status_code == 201, sandbox_login.text
     # The local clients: secrets kept private, every child reading the merged config.
     assert stat.S_IMODE(local_secrets_path(data_dir).stat().st_mode) == 0o600
     assert set(tomllib.loads((data_dir / "stack.toml").read_text())["clients"]) == {
@@ -103,7 +118,10 @@ def test_a_second_stack_on_the_same_data_dir_is_refused(tmp_path: Path, erp: Erp
         from tests.conftest import stack_environment
         from tests.support import free_port
 
-        ports = {service: free_port() for service in ("auth", "system", "process", "experience", "erp")}
+        ports = {
+            service: free_port()
+            for service in ("auth", "system", "process", "experience", "erp", "planning_sandbox")
+        }
         second = subprocess.run(
             [sys.executable, "-m", "shared.cli", "up"],
             env=stack_environment(tmp_path / "data", ports),

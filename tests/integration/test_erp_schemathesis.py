@@ -8,8 +8,6 @@ other path and query values stay generated.
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,7 +17,7 @@ from schemathesis.config import SchemathesisConfig
 from system_apis.app import create_app
 from tests.integration.test_erp_api import A, sources
 from tests.support import REPO
-from tests.tokens import TestIssuer
+from tests.tokens import TestIssuer, call_system_case
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,10 +54,4 @@ erp_api = schemathesis.pytest.from_fixture("erp_schema").include(path_regex="^/v
 
 @erp_api.parametrize()
 def test_erp_routes_keep_their_contract(case: Case, issuer: TestIssuer) -> None:
-    if case.path_parameters and "source" in case.path_parameters:
-        case.path_parameters["source"] = A
-    token = issuer.token("finsync-system", "erp:read erp:write", exp=int(time.time()) + 600)
-    headers = {"Authorization": f"Bearer {token}"}
-    if case.method == "POST" and not any(name.lower() == "idempotency-key" for name in case.headers or {}):
-        headers["Idempotency-Key"] = uuid.uuid4().hex  # a fresh key unless the case tests its own
-    case.call_and_validate(headers=headers)
+    call_system_case(case, issuer, "erp:read erp:write", A)

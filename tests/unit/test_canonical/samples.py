@@ -52,6 +52,11 @@ INVOICE_LINES = (
     ),
 )
 
+LOAD_ROW = c.LoadRow(
+    entity="FS-US", account_code="4.1.1", cost_center="", period="2026-03", amount=Decimal("-0.10")
+)
+"""A row of a planning load (nested in :class:`~shared.canonical.LoadCreate`)."""
+
 
 def every_type() -> list[Any]:
     """One instance of each canonical Struct."""
@@ -204,5 +209,49 @@ def every_type() -> list[Any]:
             amount=Decimal("-1250.00"),
             currency="USD",
             kind=c.BalanceKind.CLOSING,
+        ),
+        c.PlanningVersion(name="Budget", id="107000000002", is_actual=False, is_current=True),
+        c.PlanningMember(
+            dimension=c.PlanningDimension.COST_CENTER,
+            id="103000000006",
+            name="Unallocated",
+            code="UNALLOCATED",
+            parent=None,
+            canonical=c.UNALLOCATED,
+        ),
+        c.PlanningCell(
+            version="Budget",
+            entity="FS-US",
+            account_code="5.2.2",
+            period="2026-03",
+            amount=Decimal("18487.52"),
+        ),
+        c.LoadCreate(version="Actual", rows=(LOAD_ROW,)),
+        c.Load(
+            id="019a6f2e4c1b3f9d2a7e5c10",
+            source="planning",
+            version="Actual",
+            status=c.LoadStatus.COMPLETE,
+            rows=2,
+            mapping_version="anaplan/v1",
+            progress=1.0,
+            task_id="4F1E2D3C4B5A69788796A5B4C3D2E1F0",
+            counts=c.LoadCounts(
+                total_rows=2, success_rows=1, failed_rows=1, ignored_rows=0, created=1, updated=0
+            ),
+            failures=(
+                c.LoadFailure(
+                    row=1,
+                    entity="FS-US",
+                    account="5.2.2",
+                    cost_center="CC-999",
+                    month="Mar 26",
+                    amount="10.00",
+                    reason="Item not found in C1 Cost Centres: CC-999",
+                ),
+            ),
+            detail=None,
+            created_at=datetime(2026, 3, 31, 17, 45, 12, tzinfo=UTC),
+            updated_at=datetime(2026, 3, 31, 17, 45, 19, tzinfo=UTC),
         ),
     ]

@@ -14,7 +14,15 @@ from shared import canonical as c
 from tests.unit.test_canonical.samples import BALANCED_USD, every_type, record
 
 SAMPLES = every_type()
-NESTED = {c.JournalLine, c.InvoiceLine, c.InvoiceLineCreate, c.DocumentRef}
+NESTED = {
+    c.JournalLine,
+    c.InvoiceLine,
+    c.InvoiceLineCreate,
+    c.DocumentRef,
+    c.LoadRow,
+    c.LoadCounts,
+    c.LoadFailure,
+}
 BASES = {c.CanonicalStruct, c.Record, c.CreatePayload}
 
 

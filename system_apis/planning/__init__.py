@@ -1,0 +1,1 @@
+"""``/v1/planning/{source}/...``: the planning platform in canonical terms."""

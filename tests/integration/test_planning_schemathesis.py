@@ -1,0 +1,56 @@
+"""Schemathesis on the planning routes, in-process, against the Anaplan-shaped sandbox (a real server process).
+
+Every default check runs with the committed configuration (``schemathesis.toml``,
+project "finsync system APIs"), auth on with real tokens. Generated source ids
+would only ever meet 404, so each case is pointed at the configured source.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+import schemathesis
+from schemathesis.config import SchemathesisConfig
+
+from system_apis.app import create_app
+from tests.integration.test_planning_api import SOURCE, planning_source
+from tests.support import REPO
+from tests.tokens import TestIssuer, call_system_case
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from schemathesis import Case
+
+    from shared.settings import Settings
+    from tests.planning_fixtures import PlanningSandbox
+
+pytestmark = pytest.mark.slow
+
+CONFIG = SchemathesisConfig.from_path(REPO / "schemathesis.toml")
+
+
+@pytest.fixture(scope="module")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> TestIssuer:
+    return TestIssuer(tmp_path_factory.mktemp("issuer"))
+
+
+@pytest.fixture
+def planning_schema(
+    make_settings: Callable[..., Settings], planning_sandbox: PlanningSandbox, issuer: TestIssuer
+) -> schemathesis.schemas.BaseSchema:
+    settings = make_settings(
+        sources=planning_source(planning_sandbox),
+        auth={"issuer": issuer.issuer, "jwks_file": str(issuer.jwks_file)},
+        rate_limit={"enabled": False},
+    )
+    return schemathesis.openapi.from_asgi("/schema/openapi.json", create_app(settings), config=CONFIG)
+
+
+planning_api = schemathesis.pytest.from_fixture("planning_schema").include(path_regex="^/v1/planning/")
+
+
+@planning_api.parametrize()
+def test_planning_routes_keep_their_contract(case: Case, issuer: TestIssuer) -> None:
+    call_system_case(case, issuer, "planning:read planning:write", SOURCE)
