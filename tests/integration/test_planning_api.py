@@ -16,10 +16,12 @@ import pytest
 
 from system_apis.app import create_app
 from system_apis.connectors.tryton.seed import ACCOUNTS, COMPANIES, COST_CENTRES
+from tests.planning_fixtures import start_sandbox, stop_sandbox
 from tests.support import in_process
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
 
     import httpx
 
@@ -341,3 +343,21 @@ async def test_versions_members_and_budget_agree_with_the_erp_seed(
     assert unknown_source.status_code == 404
     assert [s["health"]["status"] for s in health["items"] if s["id"] == SOURCE] == ["up"]
     assert sandbox.counters()["authentications"] == 1
+
+
+async def test_the_session_renews_its_token_before_it_expires(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    short = start_sandbox(tmp_path, FINSYNC_PLANNING_SANDBOX__TOKEN_LIFETIME="3")
+    try:
+        async with planning_api(make_settings, short) as client:
+            for _ in range(12):  # 3.6 s: through the last fifth of the first token's life
+                response = await client.get(f"{BASE}/versions")
+                assert response.status_code == 200, response.text
+                await asyncio.sleep(0.3)
+        counters = short.counters()
+    finally:
+        stop_sandbox(short)
+    assert counters["refreshes"] >= 1, counters
+    assert counters["authentications"] == 1, "renewed with /token/refresh, never a second login"
+    assert counters["unauthorized"] == 0, "no call was made with an expired token"

@@ -122,7 +122,7 @@ class AnaplanClient:
                 lifetime = max(self._expires_at - self._issued_at, 0.0)
                 if now < self._expires_at - lifetime * RENEW_MARGIN:
                     return token
-                if now < self._expires_at - 1:
+                if now < self._expires_at:
                     response = await self._token_call("/token/refresh", f"AnaplanAuthToken {token}")
                     if response.is_success:
                         self.renewals += 1
