@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from process_apis.clients.system import SystemClient
+from process_apis.controls.controller import ControlsController
+from process_apis.flows.actuals_to_plan.controller import ActualsToPlanController
 from process_apis.flows.controller import FlowsController
+from process_apis.runtime import flows_runtime
 from process_apis.status import get_system_health
 from shared.service import LayerBelow, create_service
 from shared.settings import load_settings
@@ -33,6 +36,7 @@ def create_app(
         title="finsync process APIs",
         description="Cross-system finance flows, with validation, idempotency, audit and reconciliation.",
         settings=settings or load_settings(),
-        route_handlers=[FlowsController, get_system_health],
+        route_handlers=[FlowsController, ActualsToPlanController, ControlsController, get_system_health],
         below=LayerBelow("system", SystemClient, system_transport),
+        resources=[flows_runtime],
     )

@@ -21,16 +21,20 @@ from msgspec import Meta
 from shared.errors import SettingsError
 
 __all__ = (
+    "ActualsToPlanSettings",
     "AnaplanSourceConfig",
     "ClientSettings",
+    "FlowsSettings",
     "HttpSettings",
     "HttpSourceConfig",
+    "LedgerSettings",
     "LogSettings",
     "MetricsSettings",
     "PlanningSandboxSettings",
     "PortSettings",
     "Settings",
     "SourceConfig",
+    "WorkerSettings",
     "load_settings",
 )
 
@@ -312,6 +316,55 @@ class PlanningSandboxSettings(_Base):
         return Path(self.password_file) if self.password_file else data_dir / "planning-sandbox" / "password"
 
 
+class LedgerSettings(_Base):
+    """The process layer's control ledger: PostgreSQL through SQLAlchemy (async), migrated by Alembic."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL of the ledger's own database (``postgresql+psycopg://...``,
+    ``FINSYNC_LEDGER__DATABASE_URL``). Unset: database ``database`` on the embedded PostgreSQL of ``data_dir``."""
+    database: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$")] = "finsync_ledger"
+    """Name of the ledger's database on the embedded PostgreSQL."""
+    pool_size: Annotated[int, Meta(ge=1, le=100)] = 5
+    """Connections each process keeps to the ledger."""
+
+
+class WorkerSettings(_Base):
+    """The process layer's durable work: Redis Streams with a consumer group, retries, dead letters."""
+
+    concurrency: Annotated[int, Meta(ge=1, le=64)] = 4
+    """Jobs one process runs at once."""
+    attempts: Annotated[int, Meta(ge=1, le=50)] = 5
+    """Tries of a job before it goes to the dead letters in the ledger."""
+    backoff: Annotated[float, Meta(ge=0)] = 2.0
+    """Base of the exponential backoff between tries, in seconds; full jitter."""
+    backoff_max: Annotated[float, Meta(gt=0)] = 300.0
+    """Longest wait before a retry, in seconds."""
+    claim_after: Annotated[float, Meta(gt=0)] = 60.0
+    """Seconds a job may stay unacknowledged before another consumer claims it (its consumer died)."""
+
+
+class ActualsToPlanSettings(_Base):
+    """The actuals-to-plan flow: which sources, and when it runs on its own."""
+
+    source: str = "erp"
+    """The ERP source runs read by default."""
+    planning: str = "planning"
+    """The planning source runs load into by default."""
+    schedule: str | None = None
+    """A cron expression (UTC, five fields, such as ``"0 2 * * *"``) for scheduled runs; unset: on demand only."""
+    entities: list[str] = msgspec.field(default_factory=list)
+    """Entities of a scheduled run; empty: every entity of the ERP."""
+    months_back: Annotated[int, Meta(ge=0, le=36)] = 2
+    """A scheduled run covers the current month and this many before it."""
+
+
+class FlowsSettings(_Base):
+    """The process layer's flows."""
+
+    actuals_to_plan: ActualsToPlanSettings = msgspec.field(default_factory=ActualsToPlanSettings)
+    """Actuals to plan."""
+
+
 class IdempotencySettings(_Base):
     """Idempotency-Key handling on effectful writes."""
 
@@ -368,6 +421,12 @@ class Settings(_Base):
     """The local stack's ERP."""
     planning_sandbox: PlanningSandboxSettings = msgspec.field(default_factory=PlanningSandboxSettings)
     """The local stack's planning sandbox."""
+    ledger: LedgerSettings = msgspec.field(default_factory=LedgerSettings)
+    """The process layer's control ledger."""
+    worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    """The process layer's durable work."""
+    flows: FlowsSettings = msgspec.field(default_factory=FlowsSettings)
+    """The process layer's flows."""
 
     def below_url(self, layer: LayerName) -> str:
         """Base URL of ``layer``, from its explicit setting or the local port table."""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from tests.erp_fixtures import Erp
 
-pytest_plugins = ["tests.erp_fixtures", "tests.planning_fixtures"]
+pytest_plugins = ["tests.erp_fixtures", "tests.ledger_fixtures", "tests.planning_fixtures"]
 
 
 @pytest.fixture(scope="session")

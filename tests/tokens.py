@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
+from schemathesis.core.parameters import ParameterLocation
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -69,7 +70,9 @@ def unsigned(claims: dict[str, Any], alg: str = "none") -> str:
 def call_system_case(case: Case, issuer: TestIssuer, scopes: str, source: str) -> None:
     """Run one schemathesis case against the system layer as a partner with ``scopes``, pointed at ``source``
     (generated source ids would only ever meet 404), with a fresh ``Idempotency-Key`` on a POST that sets none."""
-    if case.path_parameters and "source" in case.path_parameters:
+    path = case.meta.components.get(ParameterLocation.PATH) if case.meta is not None else None
+    if case.path_parameters and "source" in case.path_parameters and (path is None or path.mode.is_positive):
+        # A path made invalid on purpose keeps its invalid source: the case expects a refusal.
         case.path_parameters["source"] = source
     token = issuer.token("finsync-system", scopes, exp=int(time.time()) + 600)
     headers = {"Authorization": f"Bearer {token}"}

@@ -1,21 +1,40 @@
 """Typed client for system_apis, decoding the shapes of ``openapi/system.json``.
 
-These Structs mirror the system layer's contract; they are not imported from it,
-because layers talk only over HTTP. ``tests/contract`` checks them against the
-committed spec.
+The system layer's own shapes (sources) are mirrored here, not imported from it,
+because layers talk only over HTTP; the canonical model (``shared.canonical``) is
+the kernel's and every layer speaks it, so balances, cells and loads decode
+straight into it, strictly (money only from decimal strings). ``tests/contract``
+checks these against the committed spec.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
+import httpx
 import msgspec
 
+from shared import errors
+from shared.canonical import (
+    Balance,
+    FiscalPeriod,
+    LegalEntity,
+    Load,
+    LoadCreate,
+    PlanningCell,
+    PlanningDimension,
+    PlanningMember,
+    decode,
+    encode,
+)
 from shared.http_client import LayerClient, Probe
 from shared.pagination import Page
 
 __all__ = ("Source", "SourceHealth", "SourcePage", "SystemClient")
+
+T = TypeVar("T")
+NDJSON = "application/x-ndjson"
 
 
 class SourceHealth(msgspec.Struct, kw_only=True):
@@ -40,6 +59,18 @@ class SourcePage(Page[Source], kw_only=True):
     """A page of ``ListSources``."""
 
 
+class LegalEntityPage(Page[LegalEntity], kw_only=True):
+    """A page of ``ListLegalEntities``."""
+
+
+class FiscalPeriodPage(Page[FiscalPeriod], kw_only=True):
+    """A page of ``ListPeriods``."""
+
+
+class PlanningMemberPage(Page[PlanningMember], kw_only=True):
+    """A page of ``ListPlanningMembers``."""
+
+
 class SystemClient(LayerClient):
     """Calls system_apis."""
 
@@ -52,3 +83,99 @@ class SystemClient(LayerClient):
     async def list_sources(self) -> list[Source]:
         """``ListSources``, every page."""
         return await self.get_every_page("/v1/sources", SourcePage)
+
+    # -- the ERP ----------------------------------------------------------------------------------
+
+    async def legal_entities(self, source: str) -> list[LegalEntity]:
+        """``ListLegalEntities``, every page."""
+        return await self.get_every_page(f"/v1/erp/{source}/legal-entities", LegalEntityPage)
+
+    async def periods(self, source: str, entity: str) -> list[FiscalPeriod]:
+        """``ListPeriods`` of one entity, every page."""
+        return await self.get_every_page(f"/v1/erp/{source}/periods?entity={entity}", FiscalPeriodPage)
+
+    async def balances(self, source: str, entity: str, period_from: str, period_to: str) -> list[Balance]:
+        """``ListBalances`` of one entity over a range of periods, streamed as NDJSON."""
+        return await self._ndjson(
+            f"/v1/erp/{source}/balances", Balance, {"entity": entity, "from": period_from, "to": period_to}
+        )
+
+    # -- the planning platform -------------------------------------------------------------------
+
+    async def planning_members(self, source: str, dimension: PlanningDimension) -> list[PlanningMember]:
+        """``ListPlanningMembers`` of one dimension, every page."""
+        return await self.get_every_page(
+            f"/v1/planning/{source}/dimensions/{dimension.value}/members", PlanningMemberPage
+        )
+
+    async def planning_cells(
+        self, source: str, version: str, entity: str, period_from: str, period_to: str
+    ) -> list[PlanningCell]:
+        """``ListPlanningCells`` of one entity and version over a range of periods, streamed as NDJSON."""
+        params = {"version": version, "entity": entity, "from": period_from, "to": period_to}
+        return await self._ndjson(f"/v1/planning/{source}/cells", PlanningCell, params)
+
+    async def start_load(self, source: str, load: LoadCreate, idempotency_key: str) -> Load:
+        """``CreatePlanningLoad``: 202 and the load; the same key again answers the same load."""
+        path = f"/v1/planning/{source}/loads"
+        response = await self._send(
+            "POST",
+            path,
+            content=encode(load),
+            headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key},
+        )
+        return self._decoded(response, Load, path)
+
+    async def load(self, source: str, load_id: str) -> Load:
+        """``GetPlanningLoad``."""
+        path = f"/v1/planning/{source}/loads/{load_id}"
+        return self._decoded(await self._send("GET", path), Load, path)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call; transport failures and error answers as ``Upstream*`` errors naming the problem type."""
+        try:
+            response = await self.http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise errors.UpstreamTimeoutError(f"{self.layer} did not answer {method} {path} in time") from exc
+        except httpx.TransportError as exc:
+            raise errors.UpstreamUnavailableError(
+                f"{self.layer} is unreachable: {type(exc).__name__}"
+            ) from exc
+        if response.status_code >= 400:
+            detail = _problem(response)
+            error = (
+                errors.UpstreamUnavailableError
+                if response.status_code >= 500
+                else errors.UpstreamRejectedError
+            )
+            raise error(
+                f"{self.layer} answered {response.status_code} to {method} {path}: {detail}",
+                upstream_status=response.status_code,
+            )
+        return response
+
+    def _decoded(self, response: httpx.Response, type_: type[T], path: str) -> T:
+        try:
+            return decode(response.content, type_)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise errors.UpstreamContractError(f"{self.layer} answered {path} off contract: {exc}") from exc
+
+    async def _ndjson(self, path: str, type_: type[T], params: dict[str, str]) -> list[T]:
+        response = await self._send("GET", path, params=params, headers={"Accept": NDJSON})
+        try:
+            return [decode(line, type_) for line in response.content.splitlines() if line]
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise errors.UpstreamContractError(f"{self.layer} streamed {path} off contract: {exc}") from exc
+
+
+def _problem(response: httpx.Response) -> str:
+    """The problem's type and detail, when the answer is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        return f"{body.get('type', '')} {body.get('detail', '')}".strip()
+    return response.text[:200]

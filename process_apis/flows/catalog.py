@@ -43,7 +43,7 @@ FLOWS: tuple[Flow, ...] = (
         description="Posted ERP actuals by entity, account, cost centre and month, loaded into the planning platform and reconciled.",
         source_kinds=["erp", "planning"],
         sync_model="scheduled and on demand, with reconciliation",
-        status="planned",
+        status="available",
     ),
     Flow(
         id="order-to-cash",

@@ -131,8 +131,12 @@ async def test_system_client_pages_through_the_real_system_layer(
     assert len(recorder.responses) == 4  # three pages and one readiness call
 
 
-async def test_process_client_calls_the_real_process_layer(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings(sources=_sources(2), auth={"enabled": False})
+async def test_process_client_calls_the_real_process_layer(
+    make_settings: Callable[..., Settings], ledger_url: str
+) -> None:
+    settings = make_settings(
+        sources=_sources(2), auth={"enabled": False}, ledger={"database_url": ledger_url}
+    )
     recorder = Recorder()
     system = create_system_app(settings)
     process = create_process_app(settings, system_transport=httpx.ASGITransport(app=system))

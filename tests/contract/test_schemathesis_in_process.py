@@ -62,10 +62,13 @@ def system_schema(
 
 @pytest.fixture
 def process_schema(
-    make_settings: Callable[..., Settings], live_stack: LiveStack
+    make_settings: Callable[..., Settings], live_stack: LiveStack, ledger_url: str
 ) -> schemathesis.schemas.BaseSchema:
     settings = make_settings(
-        system_url=live_stack.urls["system"], auth=stack_auth(live_stack, "process"), tiers=UNLIMITED
+        system_url=live_stack.urls["system"],
+        auth=stack_auth(live_stack, "process"),
+        tiers=UNLIMITED,
+        ledger={"database_url": ledger_url},
     )
     return schemathesis.openapi.from_asgi("/schema/openapi.json", create_process_app(settings), config=CONFIG)
 

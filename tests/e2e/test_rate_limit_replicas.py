@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def test_two_replicas_share_one_limit(tmp_path: Path, redis_url: str) -> None:
+def test_two_replicas_share_one_limit(tmp_path: Path, redis_url: str, ledger_url: str) -> None:
     issuer = TestIssuer(tmp_path)
     config = tmp_path / "finsync.toml"
     config.write_text(
@@ -30,6 +30,7 @@ def test_two_replicas_share_one_limit(tmp_path: Path, redis_url: str) -> None:
         "FINSYNC_REDIS_URL": redis_url,
         "FINSYNC_AUTH__ISSUER": issuer.issuer,
         "FINSYNC_AUTH__JWKS_FILE": str(issuer.jwks_file),
+        "FINSYNC_LEDGER__DATABASE_URL": ledger_url,  # the process layer keeps its control ledger there
     }
     ports = [free_port(), free_port()]
     replicas = []

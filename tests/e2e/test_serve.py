@@ -34,9 +34,10 @@ def _serve(
     return process, url
 
 
-def test_metrics_add_up_across_workers(tmp_path: Path) -> None:
+def test_metrics_add_up_across_workers(tmp_path: Path, ledger_url: str) -> None:
     # Metrics are what is checked here; tokens are covered elsewhere.
-    process, url = _serve(tmp_path, "process", "--workers", "2", env={"FINSYNC_AUTH__ENABLED": "false"})
+    env = {"FINSYNC_AUTH__ENABLED": "false", "FINSYNC_LEDGER__DATABASE_URL": ledger_url}
+    process, url = _serve(tmp_path, "process", "--workers", "2", env=env)
     try:
         with httpx.Client(base_url=url, timeout=5) as client:
             for _ in range(40):

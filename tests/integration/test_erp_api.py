@@ -107,10 +107,12 @@ def moves_with_ref(erp: Erp, ref: str, database: int = 0) -> int:
     return int(erp.rpc(name, "model.account.move.search_count", [("external_ref", "=", ref)], {}))
 
 
-def tryton_balance(erp: Erp, code: str, context: dict[str, Any], database: int = 0) -> Decimal:
-    """Tryton's own posted balance of account ``code`` of FS-US in ``context``."""
+def tryton_balance(
+    erp: Erp, code: str, context: dict[str, Any], database: int = 0, entity: str = US
+) -> Decimal:
+    """Tryton's own posted balance of account ``code`` of ``entity`` (FS-US) in ``context``."""
     name = erp.databases[database]
-    company = erp.company_id(name, US)
+    company = erp.company_id(name, entity)
     (row,) = erp.rpc(
         name,
         "model.account.account.search_read",

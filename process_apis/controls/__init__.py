@@ -1,0 +1,1 @@
+"""The process layer's controls: the control ledger over HTTP."""

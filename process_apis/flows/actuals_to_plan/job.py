@@ -1,0 +1,274 @@
+"""The worker's side of actuals-to-plan: one job per run, its record in the ledger, its slice locks.
+
+A run is created ``queued`` in the ledger and its job (id = the run's id) is
+enqueued; a worker then claims it (``running``), takes the locks of its slices
+(all or none: a busy slice ends the run ``conflict``), runs the steps with a
+heartbeat, and records the outcome: exceptions, reconciliation lines, counts,
+``succeeded`` or ``failed``.
+
+A job delivered again finds its run in one of three states: finished (nothing
+to do: handlers must be idempotent), or ``running``/``abandoned`` because its
+worker died mid-run. Then the run is marked ``abandoned`` and a new run with the
+same parameters replaces it (``replaced_by`` in the old run's result), so
+planning ends equal to the ERP once that run completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from process_apis.flows.actuals_to_plan.runner import FLOW, RunParams, RunRefusedError, execute, slice_key
+from process_apis.jobs import Slice, SliceBusyError, acquire_slices
+from process_apis.ledger.records import AuditEventCreate, ReconciliationCreate
+from shared.errors import ConflictError, FinsyncError, UpstreamError
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from process_apis.clients.system import SystemClient
+    from process_apis.flows.actuals_to_plan.runner import RunOutcome
+    from process_apis.jobs import Job, JobQueue, SliceLocks
+    from process_apis.ledger.records import Run, RunStatus, RunTrigger
+    from process_apis.ledger.store import LedgerStore
+
+__all__ = ("HEARTBEAT", "JOB_KIND", "LOCK_TTL", "ActualsToPlan", "months")
+
+logger = logging.getLogger("finsync.flows.actuals_to_plan")
+
+JOB_KIND = "actuals-to-plan.run"
+"""The job kind of a run."""
+HEARTBEAT = 10.0
+"""Seconds between two heartbeats of a running run (and renewals of its slice locks)."""
+LOCK_TTL = 60.0
+"""Seconds a slice lock lasts unless renewed: a dead worker's slices free up by themselves."""
+_QUEUED: tuple[RunStatus, ...] = ("queued",)
+_RUNNING: tuple[RunStatus, ...] = ("running",)
+
+
+def months(period_from: str, period_to: str, most: int = 1200) -> list[str]:
+    """Every period code from ``period_from`` to ``period_to``, both included (at most ``most`` + 1 of them)."""
+    year, month = int(period_from[:4]), int(period_from[5:7])
+    out: list[str] = []
+    while f"{year:04d}-{month:02d}" <= period_to and len(out) <= most:
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _hash(detail: dict[str, Any]) -> str:
+    return hashlib.sha256(msgspec.json.encode(detail, order="sorted")).hexdigest()
+
+
+class ActualsToPlan:
+    """Starts runs (ledger record plus job) and runs them (the job handler)."""
+
+    def __init__(
+        self, system: SystemClient, store: LedgerStore, queue: JobQueue, redis: aioredis.Redis, worker: str
+    ) -> None:
+        self.system = system
+        self.store = store
+        self.queue = queue
+        self.redis = redis
+        self.worker = worker
+
+    async def start(
+        self, params: RunParams, *, actor: str, trace_id: str, trigger: RunTrigger = "manual"
+    ) -> Run:
+        """Record a run ``queued`` and enqueue its job; the run's slices are its entities times its months.
+
+        Raises:
+            RunRefusedError: the sources are not an ERP and a planning source of the system layer.
+        """
+        kinds = {source.id: source.kind for source in await self.system.list_sources()}
+        for name, kind, field in (
+            (params.source, "tryton", "source"),
+            (params.planning, "anaplan", "planning"),
+        ):
+            if kinds.get(name) != kind:
+                raise RunRefusedError(f"the system layer has no {kind} source {name!r}", field=field)
+        entities = params.entities or tuple(
+            sorted(e.code for e in await self.system.legal_entities(params.source))
+        )
+        run = await self.store.create_run(
+            flow=FLOW,
+            trigger=trigger,
+            actor=actor,
+            trace_id=trace_id,
+            params=msgspec.to_builtins(msgspec.structs.replace(params, entities=entities)),
+            slice_keys=[
+                slice_key(params.source, entity, period)
+                for entity in entities
+                for period in months(params.period_from, params.period_to)
+            ],
+        )
+        await self.queue.enqueue(JOB_KIND, {"run_id": run.id}, job_id=run.id)
+        return run
+
+    async def handle(self, job: Job) -> None:
+        """Run the job's run, or its replacement when its worker died; idempotent."""
+        run = await self.store.get_run(str(job.payload["run_id"]))
+        if run is None:
+            logger.warning("job %s names no run; nothing to do", job.id)
+            return
+        if run.status in ("running", "abandoned"):
+            run = await self._replace(run)
+            if run is None:
+                return
+        elif run.status != "queued":
+            return
+        try:
+            run = await self.store.update_run(
+                run.id, from_status=_QUEUED, status="running", worker=self.worker
+            )
+        except ConflictError:
+            return  # another delivery of the same job got there first
+        await self._run(run)
+
+    async def _replace(self, run: Run) -> Run | None:
+        """Mark ``run`` abandoned and give the run that replaces it (None: its replacement already ran)."""
+        replaced_by = (run.result or {}).get("replaced_by")
+        if replaced_by is not None:
+            successor = await self.store.get_run(str(replaced_by))
+            return successor if successor is not None and successor.status == "queued" else None
+        with contextlib.suppress(ConflictError):
+            await self.store.update_run(
+                run.id,
+                from_status=_RUNNING,
+                status="abandoned",
+                error="its worker stopped before the run ended; a new run replaces it",
+            )
+        successor = await self.store.create_run(
+            flow=FLOW,
+            trigger="replay",
+            actor=run.actor,
+            trace_id=secrets.token_hex(16),
+            params=run.params,
+            slice_keys=run.slice_keys,
+        )
+        await self.store.update_run(run.id, result={**(run.result or {}), "replaced_by": successor.id})
+        logger.warning("run %s was orphaned by its worker; run %s replaces it", run.id, successor.id)
+        return successor
+
+    async def _run(self, run: Run) -> None:
+        params = msgspec.convert(run.params, RunParams)
+        slices = [Slice(params.source, *key.rsplit(":", 2)[1:]) for key in run.slice_keys]
+        try:
+            locks = await acquire_slices(self.redis, FLOW, slices, LOCK_TTL)
+        except SliceBusyError as busy:
+            await self.store.update_run(
+                run.id,
+                status="conflict",
+                error=f"another run holds {len(busy.keys)} of its slices: {busy.detail}",
+            )
+            return
+        heartbeat = asyncio.create_task(self._heartbeat(run, locks))
+        try:
+            outcome = await execute(
+                self.system, run.id, params, self._progress(run), self._audit(run, params)
+            )
+        except FinsyncError as exc:
+            await self._failed(run, params, exc)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await self.store.update_run(
+                    run.id, status="failed", error=f"finsync failed inside: {type(exc).__name__}"
+                )
+            raise
+        else:
+            await self._record(run, params, outcome)
+        finally:
+            heartbeat.cancel()
+            await locks.release_all()
+
+    async def _heartbeat(self, run: Run, locks: SliceLocks) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            with contextlib.suppress(Exception):
+                await self.store.heartbeat(run.id)
+                await locks.extend(LOCK_TTL, replace_ttl=True)
+
+    def _progress(self, run: Run) -> Any:
+        async def progress(step: str, share: float) -> None:
+            await self.store.heartbeat(run.id, step=step, progress=share)  # type: ignore[arg-type]
+
+        return progress
+
+    def _audit(self, run: Run, params: RunParams) -> Any:
+        async def audit(step: str, kind: str, detail: dict[str, Any]) -> None:
+            event = AuditEventCreate(
+                trace_id=run.trace_id,
+                run_id=run.id,
+                step=step,
+                kind=kind,  # type: ignore[arg-type]
+                source_ref=f"{params.source}:{','.join(params.entities)}:{params.period_from}..{params.period_to}",
+                target_ref=f"{params.planning}:Actual",
+                mapping_version=params.map_version,
+                actor=run.actor,
+                payload_hash=_hash(detail),
+                detail=detail,
+            )
+            await self.store.add_audit_events([event])
+
+        return audit
+
+    async def _failed(self, run: Run, params: RunParams, exc: FinsyncError) -> None:
+        reason = "source-unreachable" if isinstance(exc, UpstreamError) else exc.code
+        for key in run.slice_keys:
+            await self.store.record_exception(
+                flow=FLOW,
+                reason_code=reason,
+                slice_key=key,
+                fingerprint=reason,
+                detail={"message": exc.detail},
+                run_id=run.id,
+            )
+        await self.store.update_run(
+            run.id, status="failed", error=exc.detail, result={"reconciled": False, "error": exc.code}
+        )
+
+    async def _record(self, run: Run, params: RunParams, outcome: RunOutcome) -> None:
+        for item in outcome.exceptions:
+            await self.store.record_exception(flow=FLOW, run_id=run.id, **item)
+        failing = {item["slice_key"] for item in outcome.exceptions}
+        if not params.dry_run:
+            for key in run.slice_keys:
+                if key not in failing:
+                    await self.store.resolve_exceptions(FLOW, key)
+        await self.store.add_reconciliations(
+            ReconciliationCreate(
+                run_id=run.id,
+                flow=FLOW,
+                source=params.source,
+                entity=line.entity,
+                period=line.period,
+                account=line.account,
+                erp_count=line.erp_count,
+                erp_total=line.erp_total,
+                planning_count=line.planning_count,
+                planning_total=line.planning_total,
+                difference=line.difference,
+                status="matched" if line.matched else "mismatched",
+            )
+            for line in outcome.lines
+        )
+        await self.store.update_run(
+            run.id,
+            status="succeeded",
+            step="reconcile" if not params.dry_run else "aggregate",
+            progress=1.0,
+            counts=outcome.counts,
+            result={
+                "reconciled": outcome.reconciled,
+                "dry_run": params.dry_run,
+                "exceptions": len(outcome.exceptions),
+                "mismatched_lines": sum(1 for line in outcome.lines if not line.matched),
+                "slices": outcome.slices,
+            },
+        )
