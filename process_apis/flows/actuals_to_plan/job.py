@@ -30,6 +30,8 @@ from process_apis.ledger.records import AuditEventCreate, ReconciliationCreate
 from shared.errors import ConflictError, FinsyncError, UpstreamError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     import redis.asyncio as aioredis
 
     from process_apis.clients.system import SystemClient
@@ -194,13 +196,13 @@ class ActualsToPlan:
                 await self.store.heartbeat(run.id)
                 await locks.extend(LOCK_TTL, replace_ttl=True)
 
-    def _progress(self, run: Run) -> Any:
+    def _progress(self, run: Run) -> Callable[[str, float], Awaitable[None]]:
         async def progress(step: str, share: float) -> None:
             await self.store.heartbeat(run.id, step=step, progress=share)  # type: ignore[arg-type]
 
         return progress
 
-    def _audit(self, run: Run, params: RunParams) -> Any:
+    def _audit(self, run: Run, params: RunParams) -> Callable[[str, str, dict[str, Any]], Awaitable[None]]:
         async def audit(step: str, kind: str, detail: dict[str, Any]) -> None:
             event = AuditEventCreate(
                 trace_id=run.trace_id,
