@@ -86,6 +86,34 @@ class LayerClient:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
 
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call to the layer below; a 2xx answer, or the failure as an ``Upstream*`` error.
+
+        Raises:
+            UpstreamTimeoutError: no answer in time.
+            UpstreamUnavailableError: unreachable, or a 5xx answer.
+            UpstreamRejectedError: a 4xx answer (its problem type and detail in the message).
+        """
+        try:
+            response = await self.http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise errors.UpstreamTimeoutError(f"{self.layer} did not answer {method} {path} in time") from exc
+        except httpx.TransportError as exc:
+            raise errors.UpstreamUnavailableError(
+                f"{self.layer} is unreachable: {type(exc).__name__}"
+            ) from exc
+        if response.status_code >= 400:
+            error = (
+                errors.UpstreamUnavailableError
+                if response.status_code >= 500
+                else errors.UpstreamRejectedError
+            )
+            raise error(
+                f"{self.layer} answered {response.status_code} to {method} {path}{_problem(response)}",
+                upstream_status=response.status_code,
+            )
+        return response
+
     async def get(self, path: str, type_: type[T], params: dict[str, Any] | None = None) -> T:
         """GET ``path`` and decode a 2xx JSON body as ``type_``.
 
@@ -95,24 +123,7 @@ class LayerClient:
             UpstreamRejectedError: a 4xx answer.
             UpstreamContractError: a body that does not match the contract.
         """
-        try:
-            response = await self.http.get(path, params=params)
-        except httpx.TimeoutException as exc:
-            raise errors.UpstreamTimeoutError(f"{self.layer} did not answer GET {path} in time") from exc
-        except httpx.TransportError as exc:
-            raise errors.UpstreamUnavailableError(
-                f"{self.layer} is unreachable: {type(exc).__name__}"
-            ) from exc
-        if response.status_code >= 500:
-            raise errors.UpstreamUnavailableError(
-                f"{self.layer} answered {response.status_code} to GET {path}",
-                upstream_status=response.status_code,
-            )
-        if response.status_code >= 400:
-            raise errors.UpstreamRejectedError(
-                f"{self.layer} answered {response.status_code} to GET {path}",
-                upstream_status=response.status_code,
-            )
+        response = await self.request("GET", path, params=params)
         try:
             return msgspec.json.decode(response.content, type=type_)
         except msgspec.DecodeError as exc:
@@ -143,6 +154,18 @@ class LayerClient:
     async def probe(self, path: str) -> Probe:
         """GET a health path of the layer below and report what happened; never raises."""
         return await probe(self.http, path)
+
+
+def _problem(response: httpx.Response) -> str:
+    """``: {type} {detail}`` of a problem+json answer, or nothing."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    text = f"{body.get('type', '')} {body.get('detail', '')}".strip()
+    return f": {text}" if text else ""
 
 
 async def probe(client: httpx.AsyncClient, url: str, timeout: float | None = None) -> Probe:

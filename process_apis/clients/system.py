@@ -10,7 +10,7 @@ checks these against the committed spec.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import httpx
 import msgspec
@@ -118,7 +118,7 @@ class SystemClient(LayerClient):
     async def start_load(self, source: str, load: LoadCreate, idempotency_key: str) -> Load:
         """``CreatePlanningLoad``: 202 and the load; the same key again answers the same load."""
         path = f"/v1/planning/{source}/loads"
-        response = await self._send(
+        response = await self.request(
             "POST",
             path,
             content=encode(load),
@@ -129,32 +129,9 @@ class SystemClient(LayerClient):
     async def load(self, source: str, load_id: str) -> Load:
         """``GetPlanningLoad``."""
         path = f"/v1/planning/{source}/loads/{load_id}"
-        return self._decoded(await self._send("GET", path), Load, path)
+        return self._decoded(await self.request("GET", path), Load, path)
 
     # -- plumbing ----------------------------------------------------------------------------------
-
-    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One call; transport failures and error answers as ``Upstream*`` errors naming the problem type."""
-        try:
-            response = await self.http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise errors.UpstreamTimeoutError(f"{self.layer} did not answer {method} {path} in time") from exc
-        except httpx.TransportError as exc:
-            raise errors.UpstreamUnavailableError(
-                f"{self.layer} is unreachable: {type(exc).__name__}"
-            ) from exc
-        if response.status_code >= 400:
-            detail = _problem(response)
-            error = (
-                errors.UpstreamUnavailableError
-                if response.status_code >= 500
-                else errors.UpstreamRejectedError
-            )
-            raise error(
-                f"{self.layer} answered {response.status_code} to {method} {path}: {detail}",
-                upstream_status=response.status_code,
-            )
-        return response
 
     def _decoded(self, response: httpx.Response, type_: type[T], path: str) -> T:
         try:
@@ -163,19 +140,8 @@ class SystemClient(LayerClient):
             raise errors.UpstreamContractError(f"{self.layer} answered {path} off contract: {exc}") from exc
 
     async def _ndjson(self, path: str, type_: type[T], params: dict[str, str]) -> list[T]:
-        response = await self._send("GET", path, params=params, headers={"Accept": NDJSON})
+        response = await self.request("GET", path, params=params, headers={"Accept": NDJSON})
         try:
             return [decode(line, type_) for line in response.content.splitlines() if line]
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise errors.UpstreamContractError(f"{self.layer} streamed {path} off contract: {exc}") from exc
-
-
-def _problem(response: httpx.Response) -> str:
-    """The problem's type and detail, when the answer is one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        return f"{body.get('type', '')} {body.get('detail', '')}".strip()
-    return response.text[:200]
