@@ -14,6 +14,7 @@ import msgspec
 from litestar import Controller, Response, get, patch, post
 from litestar.params import FromPath, JSONBody, Parameter
 
+from process_apis.flows.actuals_to_plan.controller import run_accepted
 from process_apis.flows.actuals_to_plan.runner import FLOW, RunParams
 from process_apis.ledger.records import (
     AuditEvent,
@@ -244,9 +245,7 @@ class ControlsController(Controller):
             raise ConflictError(f"the run of exception {exception_id} is gone")
         _source, entity, period = case.slice_key.rsplit(":", 2)
         replay = await _rerun(state, run.params, entities=(entity,), period_from=period, period_to=period)
-        return Response(
-            replay, status_code=202, headers={"Location": f"/v1/flows/actuals-to-plan/runs/{replay.id}"}
-        )
+        return run_accepted(replay)
 
     @get(
         "/v1/dead-letters",
@@ -296,9 +295,7 @@ class ControlsController(Controller):
             raise ConflictError(f"dead letter {dead_letter_id} carries no run that can be replayed")
         replay = await _rerun(state, run.params)
         await store.mark_dead_letter_replayed(dead_letter_id, replay.id)
-        return Response(
-            replay, status_code=202, headers={"Location": f"/v1/flows/actuals-to-plan/runs/{replay.id}"}
-        )
+        return run_accepted(replay)
 
     @get(
         "/v1/reconciliations",

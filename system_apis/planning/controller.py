@@ -93,15 +93,14 @@ class PlanningController(Controller):
         """The members of `entity`, `account`, `cost_center` or `month`, each with the canonical value the
         mapping rules map to it (`canonical`; null when none does). Months come in calendar order."""
         members = await _connector(state, source).members(dimension)
-        if dimension is PlanningDimension.MONTH:
-            return paginate(
-                members,
-                key=lambda m: m.canonical or m.id,
-                limit=limit,
-                cursor=cursor,
-                page_type=PlanningMemberPage,
-            )
-        return paginate(members, key=lambda m: m.id, limit=limit, cursor=cursor, page_type=PlanningMemberPage)
+        months = dimension is PlanningDimension.MONTH  # months page in calendar order, by their period code
+        return paginate(
+            members,
+            key=lambda m: (m.canonical or m.id) if months else m.id,
+            limit=limit,
+            cursor=cursor,
+            page_type=PlanningMemberPage,
+        )
 
     @get(
         "/cells",

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from process_apis.flows.actuals_to_plan.job import ActualsToPlan
     from process_apis.ledger.store import LedgerStore
 
-__all__ = ("ActualsToPlanController", "RunCreate")
+__all__ = ("RUNS_PATH", "ActualsToPlanController", "RunCreate", "run_accepted")
 
 Period = Annotated[
     str, msgspec.Meta(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="A period, `YYYY-MM`.")
@@ -50,6 +50,15 @@ class RunCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The planning source; default: ``flows.actuals_to_plan.planning``."""
 
 
+RUNS_PATH = "/v1/flows/actuals-to-plan/runs"
+"""Where runs live; each run at ``{RUNS_PATH}/{id}``."""
+
+
+def run_accepted(run: Run) -> Response[Run]:
+    """202 with the run, and its ``Location`` to watch until it ends."""
+    return Response(run, status_code=202, headers={"Location": f"{RUNS_PATH}/{run.id}"})
+
+
 def _flow(state: State) -> ActualsToPlan:
     flow: ActualsToPlan = state.actuals_to_plan
     return flow
@@ -58,7 +67,7 @@ def _flow(state: State) -> ActualsToPlan:
 class ActualsToPlanController(Controller):
     """Runs of the actuals-to-plan flow."""
 
-    path = "/v1/flows/actuals-to-plan/runs"
+    path = RUNS_PATH
     tags = ["flows"]  # noqa: RUF012 - Litestar reads a plain class attribute
 
     @post(
@@ -110,7 +119,7 @@ class ActualsToPlanController(Controller):
             actor=principal.actor if principal is not None else "anonymous",
             trace_id=trace.trace_id if trace is not None else "",
         )
-        return Response(run, status_code=202, headers={"Location": f"{self.path}/{run.id}"})
+        return run_accepted(run)
 
     @get(
         "/{run_id:str}",
