@@ -15,9 +15,10 @@ import secrets
 import socket
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from process_apis.flows.actuals_to_plan.job import JOB_KIND, ActualsToPlan, months
+from process_apis.flows.actuals_to_plan.job import HEARTBEAT, JOB_KIND, ActualsToPlan, months
 from process_apis.flows.actuals_to_plan.runner import FLOW, RunParams
 from process_apis.jobs import JobQueue, Scheduler, Worker
 from process_apis.ledger.database import open_ledger
@@ -51,6 +52,7 @@ def _scheduled_params(settings: Settings, at: datetime) -> RunParams:
         entities=tuple(flow.entities),
         period_from=f"{year:04d}-{month:02d}",
         period_to=f"{at.year:04d}-{at.month:02d}",
+        map_version=flow.map_version,
     )
 
 
@@ -62,7 +64,16 @@ async def flows_runtime(app: Litestar) -> AsyncIterator[None]:
     app.state.ledger = ledger
     consumer = _consumer()
     queue = JobQueue(app.state.redis)
-    flow = ActualsToPlan(app.state.below, ledger.store, queue, app.state.redis, worker=consumer)
+    flow_settings = settings.flows.actuals_to_plan
+    flow = ActualsToPlan(
+        app.state.below,
+        ledger.store,
+        queue,
+        app.state.redis,
+        worker=consumer,
+        maps=Path(flow_settings.maps_dir) if flow_settings.maps_dir else None,
+    )
+    flow.dimension_map(flow_settings.map_version)  # a map that cannot be read stops the start, not a run
     app.state.actuals_to_plan = flow
 
     async def dead_letter(job: Job, reason: str) -> None:
@@ -85,14 +96,18 @@ async def flows_runtime(app: Litestar) -> AsyncIterator[None]:
             ",".join(months(params.period_from, params.period_to)),
         )
 
-    stale = await ledger.store.abandon_stale_runs(timedelta(seconds=settings.worker.claim_after * 2))
+    # Silent for longer than a claim would take and than three missed heartbeats: a live replica's run is
+    # never swept, however short ``claim_after`` is.
+    silence = max(settings.worker.claim_after * 2, HEARTBEAT * 3)
+    stale = await ledger.store.abandon_stale_runs(timedelta(seconds=silence))
     if stale:
         logger.warning("runs left running with no heartbeat were marked abandoned: %s", ", ".join(stale))
     worker = Worker.from_settings(
         queue, {JOB_KIND: flow.handle}, settings.worker, consumer=consumer, dead_letter=dead_letter
     )
-    schedule = settings.flows.actuals_to_plan.schedule
+    schedule = flow_settings.schedule
     scheduler = Scheduler(app.state.redis, [(FLOW, schedule, scheduled)] if schedule else [])
+    app.state.scheduler = scheduler
     try:
         async with worker, scheduler:
             yield

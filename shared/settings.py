@@ -356,6 +356,10 @@ class ActualsToPlanSettings(_Base):
     """Entities of a scheduled run; empty: every entity of the ERP."""
     months_back: Annotated[int, Meta(ge=0, le=36)] = 2
     """A scheduled run covers the current month and this many before it."""
+    map_version: Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = "v1"
+    """The dimension map new runs and replays use (``{maps_dir}/{map_version}.toml``)."""
+    maps_dir: str | None = None
+    """A directory of the deployment's own dimension maps; unset: the maps packaged with the flow."""
 
 
 class FlowsSettings(_Base):

@@ -17,7 +17,7 @@ import base64
 import datetime as dt
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +81,13 @@ class Erp:
     """About how many journal lines each database holds."""
     postgres: EmbeddedPostgres
     """The embedded PostgreSQL."""
+    admin_password: str = ""
+    """Tryton's ``admin`` password, for changes the service user may not make (master data)."""
     _sessions: dict[str, str] = field(default_factory=dict)
+
+    def as_admin(self) -> Erp:
+        """The same ERP, acting as Tryton's ``admin``."""
+        return replace(self, login="admin", password=self.admin_password, _sessions={})
 
     def _header(self, database: str) -> str:
         if database not in self._sessions:
@@ -183,6 +189,7 @@ def erp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Erp]:
                 database_url=postgres.url,
                 seed_lines=ERP_LINES,
                 postgres=postgres,
+                admin_password=ensure_secret(paths.admin_password_file),
             )
         finally:
             server.stop()

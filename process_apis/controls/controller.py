@@ -118,8 +118,15 @@ def _actor() -> tuple[str, str]:
 
 
 async def _rerun(state: State, params: dict[str, object], **changes: object) -> Run:
+    """A new run with ``params`` changed by ``changes``, loading for real, with the dimension map configured
+    now: a replay after a map was added loads what the old map could not."""
     flow: ActualsToPlan = state.actuals_to_plan
-    run_params = msgspec.structs.replace(msgspec.convert(params, RunParams), dry_run=False, **changes)
+    run_params = msgspec.structs.replace(
+        msgspec.convert(params, RunParams),
+        dry_run=False,
+        map_version=state.settings.flows.actuals_to_plan.map_version,
+        **changes,
+    )
     actor, trace_id = _actor()
     return await flow.start(run_params, actor=actor, trace_id=trace_id, trigger="replay")
 

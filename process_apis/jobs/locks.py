@@ -39,6 +39,7 @@ __all__ = (
     "SliceBusyError",
     "SliceLocks",
     "acquire_slices",
+    "release_slices_of",
     "slice_key",
     "slice_lock",
     "tick_lock",
@@ -145,9 +146,17 @@ async def _taken(redis: aioredis.Redis, keys: list[str]) -> list[str]:
 
 
 async def acquire_slices(
-    redis: aioredis.Redis, flow: str, slices: Iterable[Slice | tuple[str, str, str]], timeout: float
+    redis: aioredis.Redis,
+    flow: str,
+    slices: Iterable[Slice | tuple[str, str, str]],
+    timeout: float,
+    *,
+    owner: str | None = None,
 ) -> SliceLocks:
     """Take the locks of all ``slices`` of ``flow`` without waiting: all of them, or none.
+
+    ``owner`` (a run id, say) is stored as each lock's value, so that the locks of an owner known to be
+    dead can be freed with :func:`release_slices_of`; default: a random token per lock.
 
     Raises:
         SliceBusyError: Some slices are held by another run; it names every busy one, and this run
@@ -159,7 +168,7 @@ async def acquire_slices(
     try:
         for index, key in enumerate(keys):
             lock = Lock(redis, key, timeout=timeout, blocking=False)
-            if not await lock.acquire():
+            if not await lock.acquire(token=owner):
                 busy = [key, *await _taken(redis, keys[index + 1 :])]
                 break
             held.append(lock)
@@ -170,6 +179,32 @@ async def acquire_slices(
         await _release(held)
         raise SliceBusyError(busy)
     return SliceLocks(held)
+
+
+_RELEASE_OWNED = """
+local freed = 0
+for _, key in ipairs(KEYS) do
+    if redis.call('get', key) == ARGV[1] then
+        freed = freed + redis.call('del', key)
+    end
+end
+return freed
+"""
+
+
+async def release_slices_of(
+    redis: aioredis.Redis, flow: str, slices: Iterable[Slice | tuple[str, str, str]], owner: str
+) -> int:
+    """Free the locks of ``slices`` still held by ``owner`` (taken with ``acquire_slices(owner=...)``), now.
+
+    For an owner known to be dead (a run whose worker was killed): its locks would otherwise stay held until
+    they expire. Locks another owner holds are left alone. Returns how many were freed.
+    """
+    keys = sorted({slice_key(flow, *item) for item in slices})
+    if not keys:
+        return 0
+    freed = await redis.eval(_RELEASE_OWNED, len(keys), *keys, owner)
+    return int(freed)
 
 
 async def tick_lock(redis: aioredis.Redis, name: str, ttl: float) -> bool:

@@ -5,13 +5,16 @@ for a token (``client_secret_post``), keeps it until shortly before it expires
 (authlib's ``OAuth2Token`` does the expiry arithmetic), and sets it on each
 call. When the call relays a partner's request, the token names that partner
 (``on_behalf_of``; the server grants it to internal clients only), so the
-layer below, and its audit, see the original caller. Tokens are cached per
-original caller. A 401 from below drops the cached token and retries once.
+layer below, and its audit, see the original caller. Background work started
+by a partner (a queued run) names it with :func:`acting_for`. Tokens are cached
+per original caller. A 401 from below drops the cached token and retries once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import httpx
@@ -21,14 +24,27 @@ from shared.errors import UpstreamRejectedError, UpstreamUnavailableError
 from shared.observability.context import current_trace
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, Iterator
 
     from shared.auth import Principal
 
-__all__ = ("ClientCredentialsAuth", "current_principal")
+__all__ = ("ClientCredentialsAuth", "acting_for", "current_principal")
 
 EXPIRY_LEEWAY = 30
 """Seconds before expiry at which a cached token is replaced."""
+
+
+_ACTING_FOR: ContextVar[str | None] = ContextVar("finsync_acting_for", default=None)
+
+
+@contextmanager
+def acting_for(client_id: str | None) -> Iterator[None]:
+    """Calls to the layer below made inside, outside any request, name ``client_id`` as the original caller."""
+    reset = _ACTING_FOR.set(client_id)
+    try:
+        yield
+    finally:
+        _ACTING_FOR.reset(reset)
 
 
 def current_principal() -> Principal | None:
@@ -56,9 +72,7 @@ class ClientCredentialsAuth(httpx.Auth):
 
     def _on_behalf_of(self) -> str | None:
         principal = current_principal()
-        if principal is None:
-            return None
-        actor = principal.actor
+        actor = principal.actor if principal is not None else _ACTING_FOR.get()
         return None if actor == self.client_id else actor
 
     async def token(self, on_behalf_of: str | None = None, *, renew: bool = False) -> str:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import random
 import re
+from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = (
     "TraceContext",
+    "continue_trace",
     "current_route",
     "current_trace",
     "new_trace",
@@ -87,3 +92,15 @@ def new_trace(
     if parsed is None:
         return TraceContext(ids[:32], span_id, request_id, "01", scope)
     return TraceContext(parsed[0], span_id, request_id, parsed[1], scope)
+
+
+@contextmanager
+def continue_trace(trace_id: str, request_id: str) -> Iterator[TraceContext]:
+    """Work outside any request (a queued run) continues the trace ``trace_id`` of the request that started
+    it, in a span of its own: its logs and its calls to the layer below carry that trace id."""
+    trace = new_trace(f"00-{trace_id}-{random.getrandbits(64) | 1:016x}-01", request_id)
+    reset = trace_var.set(trace)
+    try:
+        yield trace
+    finally:
+        trace_var.reset(reset)

@@ -150,3 +150,36 @@ def test_metrics_are_served_by_every_service(live_stack: LiveStack) -> None:
     for layer in ("system", "process", "experience"):
         text = httpx.get(f"{live_stack.urls[layer]}/metrics", timeout=5).text
         assert "finsync_http_request_duration_seconds_bucket" in text
+
+
+def test_a_queued_run_calls_the_system_layer_as_its_starter_under_its_trace(live_stack: LiveStack) -> None:
+    trace_id = os.urandom(16).hex()
+    headers = {"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01", **auth(live_stack, "process")}
+    process = live_stack.urls["process"]
+    response = httpx.post(
+        f"{process}/v1/flows/actuals-to-plan/runs",
+        json={"period_from": "2026-05", "period_to": "2026-05", "entities": ["FS-US"]},
+        headers=headers,
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    location = f"{process}{response.headers['location']}"
+
+    def run() -> dict[str, object]:
+        answer: dict[str, object] = httpx.get(location, headers=headers, timeout=10).json()
+        return answer
+
+    assert wait_until(lambda: run()["status"] not in ("queued", "running"), 120)
+    assert run()["status"] == "succeeded", run()
+    assert run()["trace_id"] == trace_id
+    calls = {
+        (line.get("client_id"), line.get("on_behalf_of"), line.get("route"))
+        for line in read_json_lines(live_stack.log("system"))
+        if line.get("trace_id") == trace_id and line.get("logger") == "finsync.access"
+    }
+    # The worker ran it after the request ended, yet the ERP reads and the planning loads name the client that
+    # started it and carry the run's trace.
+    routes = {route for _client, _obo, route in calls}
+    assert "/v1/erp/{source}/balances" in routes, routes
+    assert "/v1/planning/{source}/loads" in routes, routes
+    assert {(client, obo) for client, obo, _route in calls} == {("process", "demo")}

@@ -27,6 +27,7 @@ from process_apis.jobs import (
     backoff_delay,
     next_fire,
     parse_cron,
+    release_slices_of,
     slice_key,
     slice_lock,
     tick_lock,
@@ -457,6 +458,22 @@ async def test_overlapping_runs_second_gets_slice_busy_and_holds_nothing(redis: 
     ) as second:
         assert await redis.exists(*second.keys) == 3
     assert await redis.exists(*second.keys) == 0
+
+
+async def test_a_dead_owners_slices_are_freed_and_no_other_owners(redis: aioredis.Redis) -> None:
+    flow = f"test-flow-{uuid.uuid4().hex[:8]}"
+    dead = await acquire_slices(
+        redis, flow, [("erp-us", "acme", "2024-01"), ("erp-us", "acme", "2024-02")], 60, owner="run-1"
+    )
+    live = await acquire_slices(redis, flow, [("erp-us", "acme", "2024-03")], 60, owner="run-2")
+    slices = [("erp-us", "acme", p) for p in ("2024-01", "2024-02", "2024-03", "2024-04")]
+    assert await release_slices_of(redis, flow, slices, owner="run-1") == 2
+    assert await redis.exists(*dead.keys) == 0
+    assert await redis.exists(*live.keys) == 1
+    async with await acquire_slices(redis, flow, slices[:2], 60, owner="run-3"):
+        assert await release_slices_of(redis, flow, slices, owner="run-1") == 0
+        assert await redis.exists(*dead.keys) == 2
+    await live.release_all()
 
 
 async def test_slice_lock_is_redis_pys_lock_on_the_slice_key(redis: aioredis.Redis) -> None:

@@ -111,6 +111,7 @@ class ActualsToPlanController(Controller):
             period_from=data.period_from,
             period_to=data.period_to,
             dry_run=dry_run,
+            map_version=settings.map_version,
         )
         principal = current_principal()
         trace = current_trace()

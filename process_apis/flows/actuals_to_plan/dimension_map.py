@@ -1,4 +1,10 @@
-"""The flow's versioned dimension maps (``maps/{version}.toml``): signs per account type and code remaps."""
+"""The flow's versioned dimension maps (``{maps}/{version}.toml``): signs per account type and code remaps.
+
+The packaged maps live beside this file (``maps/``); ``flows.actuals_to_plan.maps_dir``
+points at a directory of the deployment's own, and ``map_version`` picks the one
+new runs (and replays) use. A map is never edited once runs used it: a change is
+a new version, so every run's record names the map that produced its numbers.
+"""
 
 from __future__ import annotations
 
@@ -61,13 +67,13 @@ class DimensionMap:
 
 
 @cache
-def load_map(version: str = CURRENT) -> DimensionMap:
-    """Read and check ``maps/{version}.toml``.
+def load_map(version: str = CURRENT, directory: Path | None = None) -> DimensionMap:
+    """Read and check ``{directory}/{version}.toml`` (default: the packaged maps).
 
     Raises:
         SettingsError: the file is missing, not TOML, or breaks the map's shape.
     """
-    path = MAPS / f"{version}.toml"
+    path = (directory or MAPS) / f"{version}.toml"
     try:
         raw = msgspec.convert(tomllib.loads(path.read_text(encoding="utf-8")), _MapFile)
     except OSError as exc:

@@ -24,17 +24,22 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from process_apis.flows.actuals_to_plan.dimension_map import load_map
 from process_apis.flows.actuals_to_plan.runner import FLOW, RunParams, RunRefusedError, execute, slice_key
-from process_apis.jobs import Slice, SliceBusyError, acquire_slices
+from process_apis.jobs import Slice, SliceBusyError, acquire_slices, release_slices_of
 from process_apis.ledger.records import AuditEventCreate, ReconciliationCreate
-from shared.errors import ConflictError, FinsyncError, UpstreamError
+from shared.auth.client import acting_for
+from shared.errors import ConflictError, FinsyncError, SettingsError, UpstreamError
+from shared.observability.context import continue_trace
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
 
     import redis.asyncio as aioredis
 
     from process_apis.clients.system import SystemClient
+    from process_apis.flows.actuals_to_plan.dimension_map import DimensionMap
     from process_apis.flows.actuals_to_plan.runner import RunOutcome
     from process_apis.jobs import Job, JobQueue, SliceLocks
     from process_apis.ledger.records import Run, RunStatus, RunTrigger
@@ -52,6 +57,8 @@ LOCK_TTL = 60.0
 """Seconds a slice lock lasts unless renewed: a dead worker's slices free up by themselves."""
 _QUEUED: tuple[RunStatus, ...] = ("queued",)
 _RUNNING: tuple[RunStatus, ...] = ("running",)
+_NOT_CLIENTS = frozenset({"schedule", "anonymous"})
+"""Actors that are no OAuth client: the schedule, and any caller while auth is off."""
 
 
 def months(period_from: str, period_to: str, most: int = 1200) -> list[str]:
@@ -72,13 +79,29 @@ class ActualsToPlan:
     """Starts runs (ledger record plus job) and runs them (the job handler)."""
 
     def __init__(
-        self, system: SystemClient, store: LedgerStore, queue: JobQueue, redis: aioredis.Redis, worker: str
+        self,
+        system: SystemClient,
+        store: LedgerStore,
+        queue: JobQueue,
+        redis: aioredis.Redis,
+        worker: str,
+        maps: Path | None = None,
     ) -> None:
         self.system = system
         self.store = store
         self.queue = queue
         self.redis = redis
         self.worker = worker
+        self.maps = maps
+        """The deployment's dimension maps (None: the packaged ones)."""
+
+    def dimension_map(self, version: str) -> DimensionMap:
+        """The dimension map ``version``.
+
+        Raises:
+            SettingsError: there is no such map, or it is not valid.
+        """
+        return load_map(version, self.maps)
 
     async def start(
         self, params: RunParams, *, actor: str, trace_id: str, trigger: RunTrigger = "manual"
@@ -86,8 +109,13 @@ class ActualsToPlan:
         """Record a run ``queued`` and enqueue its job; the run's slices are its entities times its months.
 
         Raises:
-            RunRefusedError: the sources are not an ERP and a planning source of the system layer.
+            RunRefusedError: the sources are not an ERP and a planning source of the system layer, or the
+                run's dimension map cannot be read.
         """
+        try:
+            self.dimension_map(params.map_version)
+        except SettingsError as exc:
+            raise RunRefusedError(exc.detail) from exc
         kinds = {source.id: source.kind for source in await self.system.list_sources()}
         for name, kind, field in (
             (params.source, "tryton", "source"),
@@ -146,6 +174,9 @@ class ActualsToPlan:
                 status="abandoned",
                 error="its worker stopped before the run ended; a new run replaces it",
             )
+        # Its worker is gone: free the slices it still holds, or its replacement would meet them busy (a
+        # ``conflict``) until they expire. Only locks taken by this run are freed, never another run's.
+        await release_slices_of(self.redis, FLOW, self._slices(run), owner=run.id)
         successor = await self.store.create_run(
             flow=FLOW,
             trigger="replay",
@@ -158,11 +189,15 @@ class ActualsToPlan:
         logger.warning("run %s was orphaned by its worker; run %s replaces it", run.id, successor.id)
         return successor
 
+    @staticmethod
+    def _slices(run: Run) -> list[Slice]:
+        source = str(run.params["source"])
+        return [Slice(source, *key.rsplit(":", 2)[1:]) for key in run.slice_keys]
+
     async def _run(self, run: Run) -> None:
         params = msgspec.convert(run.params, RunParams)
-        slices = [Slice(params.source, *key.rsplit(":", 2)[1:]) for key in run.slice_keys]
         try:
-            locks = await acquire_slices(self.redis, FLOW, slices, LOCK_TTL)
+            locks = await acquire_slices(self.redis, FLOW, self._slices(run), LOCK_TTL, owner=run.id)
         except SliceBusyError as busy:
             await self.store.update_run(
                 run.id,
@@ -172,22 +207,54 @@ class ActualsToPlan:
             return
         heartbeat = asyncio.create_task(self._heartbeat(run, locks))
         try:
-            outcome = await execute(
-                self.system, run.id, params, self._progress(run), self._audit(run, params)
-            )
+            dimension_map = self.dimension_map(params.map_version)
+            # The layer below sees (and audits) the client that started the run, and the run's trace, as it
+            # would a relayed call.
+            with (
+                acting_for(None if run.actor in _NOT_CLIENTS else run.actor),
+                continue_trace(run.trace_id, run.id),
+            ):
+                outcome = await execute(
+                    self.system,
+                    run.id,
+                    params,
+                    dimension_map,
+                    self._progress(run),
+                    self._audit(run, params, dimension_map.version),
+                )
         except FinsyncError as exc:
-            await self._failed(run, params, exc)
+            await self._ended(self._failed(run, params, exc))
+        except asyncio.CancelledError:
+            # The worker is stopping (past its grace period): the job stays pending, and its next delivery
+            # replaces this run.
+            with contextlib.suppress(Exception):
+                await self.store.update_run(
+                    run.id, from_status=_RUNNING, status="abandoned", error="its worker stopped mid-run"
+                )
+            raise
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await self.store.update_run(
-                    run.id, status="failed", error=f"finsync failed inside: {type(exc).__name__}"
+                    run.id,
+                    from_status=_RUNNING,
+                    status="failed",
+                    error=f"finsync failed inside: {type(exc).__name__}",
                 )
             raise
         else:
-            await self._record(run, params, outcome)
+            await self._ended(self._record(run, params, outcome))
         finally:
             heartbeat.cancel()
             await locks.release_all()
+
+    @staticmethod
+    async def _ended(recording: Awaitable[None]) -> None:
+        """Record a run's end, unless it was abandoned meanwhile (its worker stalled past ``claim_after`` and
+        a replacement took over): the replacement's outcome is the one that counts."""
+        try:
+            await recording
+        except ConflictError as exc:
+            logger.warning("a run's outcome was not recorded: %s", exc.detail)
 
     async def _heartbeat(self, run: Run, locks: SliceLocks) -> None:
         while True:
@@ -202,7 +269,9 @@ class ActualsToPlan:
 
         return progress
 
-    def _audit(self, run: Run, params: RunParams) -> Callable[[str, str, dict[str, Any]], Awaitable[None]]:
+    def _audit(
+        self, run: Run, params: RunParams, map_version: str
+    ) -> Callable[[str, str, dict[str, Any]], Awaitable[None]]:
         async def audit(step: str, kind: str, detail: dict[str, Any]) -> None:
             event = AuditEventCreate(
                 trace_id=run.trace_id,
@@ -211,7 +280,7 @@ class ActualsToPlan:
                 kind=kind,  # type: ignore[arg-type]
                 source_ref=f"{params.source}:{','.join(params.entities)}:{params.period_from}..{params.period_to}",
                 target_ref=f"{params.planning}:Actual",
-                mapping_version=params.map_version,
+                mapping_version=map_version,
                 actor=run.actor,
                 payload_hash=_hash(detail),
                 detail=detail,
@@ -232,7 +301,11 @@ class ActualsToPlan:
                 run_id=run.id,
             )
         await self.store.update_run(
-            run.id, status="failed", error=exc.detail, result={"reconciled": False, "error": exc.code}
+            run.id,
+            from_status=_RUNNING,
+            status="failed",
+            error=exc.detail,
+            result={"reconciled": False, "error": exc.code},
         )
 
     async def _record(self, run: Run, params: RunParams, outcome: RunOutcome) -> None:
@@ -262,6 +335,7 @@ class ActualsToPlan:
         )
         await self.store.update_run(
             run.id,
+            from_status=_RUNNING,
             status="succeeded",
             step="reconcile" if not params.dry_run else "aggregate",
             progress=1.0,

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from process_apis.flows.actuals_to_plan.dimension_map import load_map
 from process_apis.flows.actuals_to_plan.steps import (
     Slice,
     aggregate,
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from process_apis.clients.system import SystemClient
+    from process_apis.flows.actuals_to_plan.dimension_map import DimensionMap
     from process_apis.flows.actuals_to_plan.steps import Cell, ReconLine
     from shared.canonical import Balance, FiscalPeriod, Load
 
@@ -80,8 +80,8 @@ class RunParams(msgspec.Struct, kw_only=True, frozen=True):
     """Last period, ``YYYY-MM``."""
     dry_run: bool = False
     """Extract, map, validate and aggregate, but load nothing."""
-    map_version: str = "v1"
-    """The dimension map."""
+    map_version: str
+    """The dimension map (``flows.actuals_to_plan.map_version`` when the run started)."""
 
 
 @dataclass
@@ -114,16 +114,17 @@ async def execute(
     system: SystemClient,
     run_id: str,
     params: RunParams,
+    dimension_map: DimensionMap,
     progress: Callable[[str, float], Awaitable[None]],
     audit: Callable[[str, str, dict[str, Any]], Awaitable[None]],
 ) -> RunOutcome:
-    """Run the six steps; ``progress(step, share)`` and ``audit(step, kind, detail)`` are the ledger's.
+    """Run the six steps with ``dimension_map`` (``params.map_version``'s); ``progress(step, share)`` and
+    ``audit(step, kind, detail)`` are the ledger's.
 
     Raises:
         FinsyncError: a system the run needs failed (after the client's retries); nothing is reported
             reconciled.
     """
-    dimension_map = load_map(params.map_version)
     await progress("extract", 0.0)
     await audit("extract", "intent", {"source": params.source, "entities": list(params.entities)})
     books = await _extract(system, params)
