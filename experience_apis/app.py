@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from experience_apis.clients.process import ProcessClient
 from experience_apis.overview import get_overview
+from experience_apis.workbench import list_budget_vs_actuals, list_freshness
 from shared.service import LayerBelow, create_service
 from shared.settings import load_settings
 
@@ -32,6 +33,6 @@ def create_app(
         title="finsync experience APIs",
         description="Planning workbenches and finance dashboards.",
         settings=settings or load_settings(),
-        route_handlers=[get_overview],
+        route_handlers=[get_overview, list_budget_vs_actuals, list_freshness],
         below=LayerBelow("process", ProcessClient, process_transport),
     )

@@ -10,6 +10,7 @@ from process_apis.flows.actuals_to_plan.controller import ActualsToPlanControlle
 from process_apis.flows.controller import FlowsController
 from process_apis.runtime import flows_runtime
 from process_apis.status import get_system_health
+from process_apis.workbench import WorkbenchController
 from shared.service import LayerBelow, create_service
 from shared.settings import load_settings
 
@@ -36,7 +37,13 @@ def create_app(
         title="finsync process APIs",
         description="Cross-system finance flows, with validation, idempotency, audit and reconciliation.",
         settings=settings or load_settings(),
-        route_handlers=[FlowsController, ActualsToPlanController, ControlsController, get_system_health],
+        route_handlers=[
+            FlowsController,
+            ActualsToPlanController,
+            ControlsController,
+            WorkbenchController,
+            get_system_health,
+        ],
         below=LayerBelow("system", SystemClient, system_transport),
         resources=[flows_runtime],
     )

@@ -1,4 +1,4 @@
-"""The ``finsync`` command: ``serve``, ``up``, ``erp``, ``openapi``, ``token`` and ``auth``.
+"""The ``finsync`` command: ``serve``, ``up``, ``run``, ``erp``, ``openapi``, ``token`` and ``auth``.
 
 Nothing here imports a layer at import time; layers are named by import string
 (:mod:`shared.layers`), which is also what the ASGI server needs. The ``erp``
@@ -11,6 +11,7 @@ import argparse
 import getpass
 import importlib
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -22,6 +23,8 @@ from shared.settings import load_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from shared.settings import Settings
 
 __all__ = ("main",)
 
@@ -105,10 +108,58 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _up(_args: argparse.Namespace) -> int:
+def _up(args: argparse.Namespace) -> int:
     from shared.stack import run_stack  # noqa: PLC0415
 
-    return run_stack(load_settings())
+    return run_stack(load_settings(), first_sync=args.first_sync)
+
+
+def _period(value: str) -> str:
+    """An argparse type: a period, ``YYYY-MM``."""
+    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a period YYYY-MM")
+    return value
+
+
+def _run_actuals_to_plan(args: argparse.Namespace) -> int:
+    from shared.auth.local import token_url  # noqa: PLC0415
+    from shared.run_command import (  # noqa: PLC0415
+        EXIT_UNAVAILABLE,
+        Credentials,
+        RunOptions,
+        default_range,
+        process_url,
+        run_actuals_to_plan,
+    )
+
+    settings = load_settings()
+    credentials = None
+    if settings.auth.enabled:
+        secret = _client_secret(settings, args.client_id, args.client_secret, "finsync run actuals-to-plan")
+        if secret is None:
+            return EXIT_UNAVAILABLE
+        credentials = Credentials(args.token_url or token_url(settings), args.client_id, secret)
+    months_back = settings.flows.actuals_to_plan.months_back
+    first, last = default_range(months_back)
+    if args.period_from is None or args.period_to is None:
+        print(
+            f"periods {args.period_from or first}..{args.period_to or last} (default: this month and the "
+            f"{months_back} before it, flows.actuals_to_plan.months_back)",
+            file=sys.stderr,
+        )
+    options = RunOptions(
+        process_url=args.process_url or process_url(settings),
+        period_from=args.period_from or first,
+        period_to=args.period_to or last,
+        entities=tuple(args.entity),
+        source=args.source,
+        planning=args.planning,
+        dry_run=args.dry_run,
+        wait=not args.no_wait,
+        timeout=args.timeout,
+        credentials=credentials,
+    )
+    return run_actuals_to_plan(options, out=sys.stdout, err=sys.stderr).exit_code
 
 
 def _openapi(args: argparse.Namespace) -> int:
@@ -128,27 +179,30 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client_secret(settings: Settings, client_id: str, given: str | None, command: str) -> str | None:
+    """``given``, else the local client's secret from the data dir; None (and why, on stderr) when there is none."""
+    from shared.auth.local import local_secrets_path, read_local_secrets  # noqa: PLC0415
+
+    if given is not None:
+        return given
+    data_dir = Path(settings.data_dir).resolve()
+    secret = read_local_secrets(data_dir).get(client_id)
+    if secret is None:
+        print(
+            f"{command}: no secret for client {client_id!r} in {local_secrets_path(data_dir)}; "
+            "run 'finsync up' first (it generates the local clients' secrets), or pass --client-secret",
+            file=sys.stderr,
+        )
+    return secret
+
+
 def _token(args: argparse.Namespace) -> int:
-    from shared.auth.local import (  # noqa: PLC0415
-        TokenError,
-        fetch_token,
-        local_secrets_path,
-        read_local_secrets,
-        token_url,
-    )
+    from shared.auth.local import TokenError, fetch_token, token_url  # noqa: PLC0415
 
     settings = load_settings()
-    secret = args.client_secret
+    secret = _client_secret(settings, args.client_id, args.client_secret, "finsync token")
     if secret is None:
-        data_dir = Path(settings.data_dir).resolve()
-        secret = read_local_secrets(data_dir).get(args.client_id)
-        if secret is None:
-            print(
-                f"finsync token: no secret for client {args.client_id!r} in {local_secrets_path(data_dir)}; "
-                "run 'finsync up' first (it generates the local clients' secrets), or pass --client-secret",
-                file=sys.stderr,
-            )
-            return 1
+        return 1
     url = args.url or token_url(settings)
     try:
         token = fetch_token(
@@ -192,6 +246,58 @@ def _hash_secret(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``finsync run <flow>``: one subcommand per flow."""
+    run = commands.add_parser("run", help="run a flow on the process layer and watch it end")
+    flows = run.add_subparsers(dest="flow", required=True)
+    a2p = flows.add_parser(
+        "actuals-to-plan",
+        help="sync the ERP's actuals into planning: start a run, show its progress, end with its "
+        "reconciliation (exit 0 only when it succeeded and reconciled)",
+    )
+    a2p.add_argument(
+        "--entity",
+        action="append",
+        metavar="CODE",
+        default=[],
+        help="a legal entity, such as FS-US; repeat for more (default: every entity of the ERP)",
+    )
+    a2p.add_argument(
+        "--from",
+        dest="period_from",
+        type=_period,
+        metavar="YYYY-MM",
+        help="first period, YYYY-MM (default: flows.actuals_to_plan.months_back months before this one)",
+    )
+    a2p.add_argument(
+        "--to",
+        dest="period_to",
+        type=_period,
+        metavar="YYYY-MM",
+        help="last period, YYYY-MM (default: this month)",
+    )
+    a2p.add_argument(
+        "--dry-run", action="store_true", help="extract, map, validate and aggregate; load nothing"
+    )
+    a2p.add_argument("--no-wait", action="store_true", help="print the run's URL once it is queued, and exit")
+    a2p.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds to watch before giving up (default 1800)"
+    )
+    a2p.add_argument("--source", help="the ERP source (default: flows.actuals_to_plan.source)")
+    a2p.add_argument("--planning", help="the planning source (default: flows.actuals_to_plan.planning)")
+    a2p.add_argument(
+        "--process-url",
+        help="the process layer (default: FINSYNC_PROCESS_URL, else http://{host}:{ports.process})",
+    )
+    a2p.add_argument("--client-id", default="demo", help="the client to run as (default: demo)")
+    a2p.add_argument(
+        "--client-secret",
+        help="its secret (default: from {data_dir}/auth/local-secrets.json, written by 'finsync up')",
+    )
+    a2p.add_argument("--token-url", help="token endpoint (default: {issuer}/oauth/token of the local stack)")
+    a2p.set_defaults(run=_run_actuals_to_plan)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finsync", description="Controlled finance-platform sync gateway.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -215,9 +321,18 @@ def _parser() -> argparse.ArgumentParser:
     up = commands.add_parser(
         "up",
         help="run the local stack: Redis, PostgreSQL, the Tryton ERP, the authorization server and every layer, "
+        "then a first actuals-to-plan sync over the seeded ERP, then prints a curl for budget against actuals; "
         "until Ctrl-C",
     )
+    up.add_argument(
+        "--no-first-sync",
+        dest="first_sync",
+        action="store_false",
+        help="skip the first actuals-to-plan sync (for stacks that do not need it, such as tests')",
+    )
     up.set_defaults(run=_up)
+
+    _add_run_parser(commands)
 
     erp = commands.add_parser("erp", help="manage the local Tryton ERP")
     erp_commands = erp.add_subparsers(dest="erp_command", required=True)

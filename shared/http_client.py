@@ -11,17 +11,22 @@ call. :class:`LayerClient` turns transport and contract failures into the
 from __future__ import annotations
 
 import time
-from typing import Any, Literal, TypeVar
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 import msgspec
 from httpx_retries import Retry, RetryTransport
 
 from shared import errors
+from shared.ndjson import NDJSON
 from shared.observability.context import current_trace
 from shared.pagination import Page
 
-__all__ = ("LayerClient", "Probe", "create_http_client", "elapsed_ms", "probe")
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+__all__ = ("NDJSON", "LayerClient", "Probe", "create_http_client", "elapsed_ms", "probe")
 
 T = TypeVar("T")
 
@@ -94,14 +99,62 @@ class LayerClient:
             UpstreamUnavailableError: unreachable, or a 5xx answer.
             UpstreamRejectedError: a 4xx answer (its problem type and detail in the message).
         """
-        try:
+        with self._translated(method, path):
             response = await self.http.request(method, path, **kwargs)
+        self._check(response, method, path)
+        return response
+
+    async def stream_ndjson(
+        self,
+        path: str,
+        decoder: msgspec.json.Decoder[T],
+        params: dict[str, str],
+        *,
+        batch_bytes: int = 1 << 20,
+    ) -> AsyncIterator[list[T]]:
+        """GET ``path`` as newline-delimited JSON and give its records in batches of about ``batch_bytes``, as
+        they arrive: a read of a million rows holds one batch at a time.
+
+        Raises:
+            UpstreamTimeoutError, UpstreamUnavailableError, UpstreamRejectedError: as :meth:`request`, also
+                when the stream breaks off.
+            UpstreamContractError: a line that does not decode as the decoder's type.
+        """
+        with self._translated("GET", path):
+            async with self.http.stream("GET", path, params=params, headers={"Accept": NDJSON}) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._check(response, "GET", path)
+                tail = b""
+                async for chunk in response.aiter_bytes(batch_bytes):
+                    data = tail + chunk
+                    cut = data.rfind(b"\n") + 1
+                    tail = data[cut:]
+                    if cut:
+                        yield self._lines(decoder, data[:cut], path)
+                if tail.strip():
+                    yield self._lines(decoder, tail, path)
+
+    def _lines(self, decoder: msgspec.json.Decoder[T], data: bytes, path: str) -> list[T]:
+        try:
+            return decoder.decode_lines(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise errors.UpstreamContractError(f"{self.layer} streamed {path} off contract: {exc}") from exc
+
+    @contextmanager
+    def _translated(self, method: str, path: str) -> Iterator[None]:
+        """Transport failures as ``Upstream*`` errors."""
+        try:
+            yield
         except httpx.TimeoutException as exc:
             raise errors.UpstreamTimeoutError(f"{self.layer} did not answer {method} {path} in time") from exc
         except httpx.TransportError as exc:
             raise errors.UpstreamUnavailableError(
                 f"{self.layer} is unreachable: {type(exc).__name__}"
             ) from exc
+
+    def _check(self, response: httpx.Response, method: str, path: str) -> None:
+        """A 4xx or 5xx answer as an ``Upstream*`` error, with its problem's type and detail."""
         if response.status_code >= 400:
             error = (
                 errors.UpstreamUnavailableError
@@ -112,7 +165,6 @@ class LayerClient:
                 f"{self.layer} answered {response.status_code} to {method} {path}{_problem(response)}",
                 upstream_status=response.status_code,
             )
-        return response
 
     async def get(self, path: str, type_: type[T], params: dict[str, Any] | None = None) -> T:
         """GET ``path`` and decode a 2xx JSON body as ``type_``.

@@ -34,7 +34,9 @@ __all__ = (
     "PortSettings",
     "Settings",
     "SourceConfig",
+    "WorkbenchSettings",
     "WorkerSettings",
+    "duration_seconds",
     "load_settings",
 )
 
@@ -190,10 +192,44 @@ class AnaplanSourceConfig(_Base, tag="anaplan", tag_field="kind"):
             )
 
 
-SourceConfig = HttpSourceConfig | TrytonSourceConfig | AnaplanSourceConfig
-SourceKind = Literal["http", "tryton", "anaplan"]
-"""The ``kind`` tags of :data:`SourceConfig`."""
+class GeneratedSourceConfig(_Base, tag="generated", tag_field="kind"):
+    """A generated ledger: an ERP-shaped source whose actuals are computed, not read (load tests, demos).
+
+    It serves legal entities, fiscal periods and balances through the ERP routes, deterministically from its
+    cardinalities and ``seed``, balanced like real books. It holds no transactions and takes no writes.
+    """
+
+    entities: Annotated[int, Meta(ge=1, le=99)] = 5
+    """Legal entities, ``G01``..."""
+    periods: Annotated[int, Meta(ge=1, le=12)] = 10
+    """Monthly periods from ``first_period``."""
+    first_period: Annotated[str, Meta(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = "2026-01"
+    """The first period; the periods stay within its year."""
+    closed_periods: Annotated[int, Meta(ge=0, le=12)] = 3
+    """How many of the first periods are closed."""
+    revenue_accounts: Annotated[int, Meta(ge=1, le=9999)] = 199
+    """Revenue accounts, ``R0001``..."""
+    expense_accounts: Annotated[int, Meta(ge=1, le=9999)] = 800
+    """Expense accounts, ``X0001``..."""
+    balance_sheet_accounts: Annotated[int, Meta(ge=2, le=99)] = 20
+    """Balance-sheet accounts, ``B01``... (assets, liabilities, equity)."""
+    cost_centers: Annotated[int, Meta(ge=1, le=99)] = 20
+    """Cost centres, ``CC-01``...; every profit-and-loss amount is split over all of them."""
+    seed: int = 1
+    """Seed of the amounts."""
+    description: str = ""
+    """Free text shown in listings."""
+
+    def __post_init__(self) -> None:
+        month = int(self.first_period[5:7])
+        if month + self.periods - 1 > 12:
+            raise ValueError(f"{self.periods} periods from {self.first_period} leave the year")
+
+
+SourceConfig = HttpSourceConfig | TrytonSourceConfig | AnaplanSourceConfig | GeneratedSourceConfig
 """Union of every source kind, tagged by ``kind``."""
+SourceKind = Literal["http", "tryton", "anaplan", "generated"]
+"""The ``kind`` tags of :data:`SourceConfig`."""
 
 Scope = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)?$")]
 Rate = Annotated[str, Meta(pattern=r"^\d+ ?(/|per) ?(\d+ )?(second|minute|hour|day)s?$")]
@@ -343,6 +379,16 @@ class WorkerSettings(_Base):
     """Seconds a job may stay unacknowledged before another consumer claims it (its consumer died)."""
 
 
+Duration = Annotated[str, Meta(pattern=r"^[1-9][0-9]{0,5}[smhd]$")]
+"""A duration: a whole number and a unit, ``s``, ``m``, ``h`` or ``d`` (``"90m"``, ``"24h"``, ``"2d"``)."""
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(duration: str) -> int:
+    """Seconds in a :data:`Duration` such as ``"24h"``."""
+    return int(duration[:-1]) * _DURATION_UNITS[duration[-1]]
+
+
 class ActualsToPlanSettings(_Base):
     """The actuals-to-plan flow: which sources, and when it runs on its own."""
 
@@ -360,6 +406,10 @@ class ActualsToPlanSettings(_Base):
     """The dimension map new runs and replays use (``{maps_dir}/{map_version}.toml``)."""
     maps_dir: str | None = None
     """A directory of the deployment's own dimension maps; unset: the maps packaged with the flow."""
+    freshness_objective: Duration = "24h"
+    """How old an (entity, period)'s last reconciled load may be and still meet the freshness objective
+    (``GET /v1/workbench/freshness``): ``"24h"``, ``"90m"``, ``"2d"``. A period loaded after it closed meets
+    it at any age: its actuals can no longer change."""
 
 
 class FlowsSettings(_Base):
@@ -367,6 +417,15 @@ class FlowsSettings(_Base):
 
     actuals_to_plan: ActualsToPlanSettings = msgspec.field(default_factory=ActualsToPlanSettings)
     """Actuals to plan."""
+
+
+class WorkbenchSettings(_Base):
+    """The planner's workbench (``/v1/workbench/...`` on the process and experience layers)."""
+
+    timeout: Annotated[float, Meta(ge=1, le=3600)] = 120.0
+    """Seconds a workbench read may take: the experience layer waits this long for the process layer, which
+    gives each read of the planning platform half of it (a read runs the platform's export, seconds to
+    minutes), so that one retry still fits."""
 
 
 class IdempotencySettings(_Base):
@@ -431,6 +490,8 @@ class Settings(_Base):
     """The process layer's durable work."""
     flows: FlowsSettings = msgspec.field(default_factory=FlowsSettings)
     """The process layer's flows."""
+    workbench: WorkbenchSettings = msgspec.field(default_factory=WorkbenchSettings)
+    """The planner's workbench."""
 
     def below_url(self, layer: LayerName) -> str:
         """Base URL of ``layer``, from its explicit setting or the local port table."""

@@ -7,8 +7,9 @@ template, built and seeded on first use), then starts the Tryton server
 (``finsync serve erp``), the built-in authorization server and each layer, each
 as its own process, bottom first, waiting for each to be ready before starting
 the next. The Anaplan-shaped planning sandbox (``finsync serve planning-sandbox``) starts after the
-ERP. SIGINT (Ctrl-C) or SIGTERM stops them all, top first, PostgreSQL and
-Redis last. Children also get a parent-death signal, so even a ``kill -9`` of
+ERP. Once all are ready it runs a first actuals-to-plan sync over the seeded ERP and prints a curl
+for budget against actuals (:mod:`shared.first_sync`). SIGINT (Ctrl-C) or SIGTERM stops them all,
+top first, PostgreSQL and Redis last. Children also get a parent-death signal, so even a ``kill -9`` of
 the supervisor leaves nothing behind.
 
 Before starting anything but Redis it registers the local OAuth clients
@@ -101,6 +102,21 @@ class Stack:
         if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard bind is reached on loopback
             host = "127.0.0.1"
         return f"http://{host}:{self.settings.ports.auth}"
+
+    @property
+    def process_url(self) -> str:
+        """The process layer, as a client on this machine reaches it."""
+        return self.auth_url.rsplit(":", 1)[0] + f":{self.settings.ports.process}"
+
+    @property
+    def experience_url(self) -> str:
+        """The experience layer, as a client on this machine reaches it."""
+        return self.auth_url.rsplit(":", 1)[0] + f":{self.settings.ports.experience}"
+
+    @property
+    def stopping(self) -> bool:
+        """A signal asked the stack to stop."""
+        return self._stopping
 
     @property
     def erp_url(self) -> str:
@@ -360,22 +376,27 @@ def _answers_json_rpc(url: str) -> bool:
         return False
 
 
-def run_stack(settings: Settings) -> int:
-    """``finsync up``: start everything, print the URLs, wait for Ctrl-C, stop everything."""
+def run_stack(settings: Settings, *, first_sync: bool = True) -> int:
+    """``finsync up``: start everything, run the first sync, print what to paste, wait for Ctrl-C, stop everything.
+
+    Args:
+        settings: The stack's settings.
+        first_sync: Sync the seeded ERP's fiscal year into planning once every service is ready
+            (:mod:`shared.first_sync`); a sync that fails is reported and the stack stays up.
+    """
+    from shared.first_sync import ready_lines, run_first_sync  # noqa: PLC0415 - it imports this module
+
     stack = Stack(settings)
     signal.signal(signal.SIGINT, stack.request_stop)
     signal.signal(signal.SIGTERM, stack.request_stop)
     print(f"finsync local stack, data in {stack.data_dir}", flush=True)
     try:
         stack.start()
-        print("ready. Try:", flush=True)
-        script = Path(sys.executable).parent / "finsync"
-        print(f"  TOKEN=$({script if script.exists() else 'finsync'} token)", flush=True)
-        print(
-            f'  curl -s -H "Authorization: Bearer $TOKEN" http://{settings.host}:{settings.ports.experience}/v1/overview',
-            flush=True,
-        )
-        print("Press Ctrl-C to stop.", flush=True)
+        if first_sync:
+            run_first_sync(stack, out=sys.stdout, err=sys.stderr)
+        if not stack.stopping:
+            print("\n".join(ready_lines(stack)), flush=True)
+            print("Press Ctrl-C to stop.", flush=True)
         code = stack.wait()
     except StackError as exc:
         print(f"finsync up: {exc}", file=sys.stderr)

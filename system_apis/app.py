@@ -38,10 +38,12 @@ async def _sources(app: Litestar) -> AsyncIterator[None]:
         httpx.AsyncClient(follow_redirects=False, limits=ERP_CONNECTIONS) as erp,
     ):
         app.state.planning = PlanningRegistry(settings.sources, app.state.redis)
-        # A planning source probes itself, with its session's token: a login per probe would be refused.
-        own_probes = {source: connector.probe for source, connector in app.state.planning.connectors.items()}
-        app.state.sources = SourceRegistry(settings.sources, probes, own_probes)
         app.state.erp = ErpRegistry(settings.sources, erp, app.state.redis)
+        # A planning source probes itself, with its session's token: a login per probe would be refused. A
+        # generated ledger reaches nothing and says so.
+        own_probes = {source: connector.probe for source, connector in app.state.planning.connectors.items()}
+        own_probes.update({source: ledger.probe for source, ledger in app.state.erp.generated.items()})
+        app.state.sources = SourceRegistry(settings.sources, probes, own_probes)
         try:
             yield
         finally:

@@ -23,7 +23,13 @@ if TYPE_CHECKING:
 
     from tests.erp_fixtures import Erp
 
-pytest_plugins = ["tests.erp_fixtures", "tests.ledger_fixtures", "tests.planning_fixtures"]
+pytest_plugins = [
+    "tests.erp_fixtures",
+    "tests.ledger_fixtures",
+    "tests.planning_fixtures",
+    "tests.crm_fixtures",
+    "tests.billing_fixtures",
+]
 
 
 @pytest.fixture(scope="session")
@@ -90,14 +96,22 @@ def stack_environment(data_dir: Path, ports: dict[str, int], config: Path | None
     return env
 
 
+STACK_START_TIMEOUT = 90
+"""Seconds ``finsync up`` takes at most to be ready, without its first sync."""
+FIRST_SYNC_TIMEOUT = 240
+"""Seconds more for its first sync (a year of two entities into the sandbox at Anaplan's 5 s polling)."""
+
+
 def start_stack(
-    tmp: Path, erp: Erp, config: Path | None = None
+    tmp: Path, erp: Erp, config: Path | None = None, *, first_sync: bool = False
 ) -> tuple[subprocess.Popen[bytes], dict[str, str], Path]:
     """Start ``finsync up`` and wait until it says it is ready; ``urls`` has each layer, ``auth``, ``erp`` and
     ``planning_sandbox``.
 
     Its embedded PostgreSQL starts from a copy of the ``erp`` fixture's cluster, so
-    the ERP database is a template copy rather than a build.
+    the ERP database is a template copy rather than a build. Its first sync runs only
+    when ``first_sync`` says so: it costs tens of seconds, and the session's
+    ``live_stack`` proves it.
     """
     erp.clone_cluster(tmp / "data")
     ports = {
@@ -107,14 +121,17 @@ def start_stack(
     output = tmp / "up.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "up"],
+            [sys.executable, "-m", "shared.cli", "up", *([] if first_sync else ["--no-first-sync"])],
             env=stack_environment(tmp / "data", ports, config),
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=tmp,
         )
     urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
-    started = wait_until(lambda: b"Press Ctrl-C" in output.read_bytes() or process.poll() is not None, 90)
+    timeout = STACK_START_TIMEOUT + (FIRST_SYNC_TIMEOUT if first_sync else 0)
+    started = wait_until(
+        lambda: b"Press Ctrl-C" in output.read_bytes() or process.poll() is not None, timeout
+    )
     assert started, output.read_text()
     assert process.poll() is None, output.read_text()
     assert all(ready(url) for service, url in urls.items() if service not in ("erp", "planning_sandbox"))
@@ -131,7 +148,8 @@ def stop_stack(process: subprocess.Popen[bytes], data_dir: Path, sig: int = sign
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory: pytest.TempPathFactory, erp: Erp) -> Iterator[LiveStack]:
     """The three services, the authorization server and an embedded Redis as real processes,
-    with one healthy and one dead source."""
+    with one healthy and one dead source, after ``finsync up``'s first sync (planning's Actual version
+    holds the seeded year)."""
     tmp = tmp_path_factory.mktemp("stack")
     with HealthyTarget() as target:
         config = tmp / "finsync.toml"
@@ -154,6 +172,6 @@ limit = "1000000/minute"
 """,
             encoding="utf-8",
         )
-        process, urls, output = start_stack(tmp, erp, config)
+        process, urls, output = start_stack(tmp, erp, config, first_sync=True)
         yield LiveStack(process, tmp / "data", urls, target.url, output)
         stop_stack(process, tmp / "data")

@@ -316,7 +316,7 @@ class ReconciliationRow(Base):
     planning_total: Mapped[Decimal]
     """Their total."""
     difference: Mapped[Decimal]
-    """``erp_total - planning_total``."""
+    """``planning_total - erp_total``: what planning holds beyond the ERP."""
     status: Mapped[str]
     """``matched`` or ``mismatched``."""
     at: Mapped[datetime] = mapped_column(server_default=_NOW)

@@ -294,7 +294,7 @@ class ReconciliationCreate(LedgerRecord, kw_only=True, frozen=True):
     planning_total: Decimal
     """Their total."""
     difference: Decimal
-    """``erp_total - planning_total``."""
+    """``planning_total - erp_total``: what planning holds beyond the ERP."""
     status: ReconciliationStatus
     """Whether the two agree."""
 
@@ -325,7 +325,7 @@ class Reconciliation(LedgerRecord, kw_only=True, frozen=True):
     planning_total: Decimal
     """Their total."""
     difference: Decimal
-    """``erp_total - planning_total``."""
+    """``planning_total - erp_total``: what planning holds beyond the ERP."""
     status: ReconciliationStatus
     """Whether the two agree."""
     at: datetime

@@ -23,7 +23,7 @@ from shared.canonical.balances import (
     balance_kind_for,
     split_by_cost_center,
 )
-from shared.canonical.codec import Decoder, decode, encode
+from shared.canonical.codec import Decoder, decode, encode, encode_lines
 from shared.canonical.currencies import MINOR_UNITS, minor_units
 from shared.canonical.fields import (
     CODE_PATTERN,
@@ -194,6 +194,7 @@ __all__ = (
     "decimal_places",
     "decode",
     "encode",
+    "encode_lines",
     "minor_unit",
     "minor_units",
     "split_by_cost_center",

@@ -23,14 +23,17 @@ from __future__ import annotations
 import types
 import typing
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
 
 import msgspec
 from msgspec import Meta
 
 from shared.canonical.money import DECIMAL_PATTERN, MAX_DECIMAL_LENGTH
 
-__all__ = ("Decoder", "decode", "encode")
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ("Decoder", "decode", "encode", "encode_lines")
 
 T = TypeVar("T")
 
@@ -46,6 +49,11 @@ _decoders: dict[Any, Decoder[Any]] = {}
 def encode(value: object) -> bytes:
     """JSON of a canonical value (or anything msgspec encodes); money comes out as decimal strings."""
     return _encoder.encode(value)
+
+
+def encode_lines(values: Iterable[object]) -> bytes:
+    """Newline-delimited JSON of canonical values, each line ending in ``\n``."""
+    return _encoder.encode_lines(values)
 
 
 class Decoder(Generic[T]):

@@ -38,10 +38,10 @@ from shared.canonical import (
 )
 from shared.errors import BadRequestError, NotFoundError
 from shared.idempotency import IDEMPOTENCY_STATUSES, REPLAYED_RESPONSE_HEADER, IdempotencyKeyRequired
+from shared.ndjson import ndjson, wants_ndjson
 from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, paginate
 from shared.problems import problem_responses
 from system_apis.bodies import strict_payload
-from system_apis.connectors.tryton.actuals import actuals
 from system_apis.connectors.tryton.invoicing import get_invoice, invoice_page, post_invoice
 from system_apis.connectors.tryton.parties import create_party
 from system_apis.connectors.tryton.payments import record_payment
@@ -59,12 +59,14 @@ from system_apis.erp.schemas import (
     ProductPage,
     SupplierPage,
 )
-from system_apis.ndjson import ndjson, wants_ndjson
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from litestar.datastructures import State
 
     from system_apis.connectors.tryton.connector import TrytonConnector
+    from system_apis.erp.readers import ActualsReader
     from system_apis.erp.registry import ErpRegistry
 
 __all__ = ("ErpController",)
@@ -102,6 +104,11 @@ def _connector(state: State, source: str) -> TrytonConnector:
     return registry.get(source)
 
 
+def _reader(state: State, source: str) -> ActualsReader:
+    registry: ErpRegistry = state.erp
+    return registry.reader(source)
+
+
 def _since(value: str | None) -> datetime | None:
     """``modified_since`` as an aware datetime; 400 when it only looks like one (month 13)."""
     if value is None:
@@ -127,6 +134,17 @@ def _one(records: list[R], record_id: str, what: str) -> R:
         if record.id == record_id:
             return record
     raise NotFoundError(f"no {what} {record_id!r}")
+
+
+async def _in_cost_center(batches: AsyncIterator[list[Balance]], code: str) -> AsyncIterator[list[Balance]]:
+    async for batch in batches:
+        yield [balance for balance in batch if balance.cost_center == code]
+
+
+async def _chained(head: list[Balance], rest: AsyncIterator[list[Balance]]) -> AsyncIterator[list[Balance]]:
+    yield head
+    async for batch in rest:
+        yield batch
 
 
 def _write_responses(record: type[Any], existing: str) -> dict[int, ResponseSpec]:
@@ -157,7 +175,7 @@ class ErpController(Controller):
         cursor: CursorParam = None,
     ) -> LegalEntityPage:
         """The legal entities (Tryton companies) of the ERP."""
-        records = [entity.record for entity in (await _connector(state, source).entities()).values()]
+        records = await _reader(state, source).legal_entities()
         return _listed(records, None, limit, cursor, LegalEntityPage)
 
     @get(
@@ -171,8 +189,7 @@ class ErpController(Controller):
         self, state: State, source: FromPath[SourcePath], entity_id: FromPath[RecordPath]
     ) -> LegalEntity:
         """One legal entity by id."""
-        records = [entity.record for entity in (await _connector(state, source).entities()).values()]
-        return _one(records, entity_id, "legal entity")
+        return _one(await _reader(state, source).legal_entities(), entity_id, "legal entity")
 
     @get(
         "/accounts",
@@ -420,7 +437,7 @@ class ErpController(Controller):
         cursor: CursorParam = None,
     ) -> FiscalPeriodPage:
         """The monthly fiscal periods, with whether each is open."""
-        records = await _connector(state, source).periods(entity)
+        records = await _reader(state, source).fiscal_periods(entity)
         records = [period for period in records if period_state is None or period.state == period_state]
         return _listed(records, None, limit, cursor, FiscalPeriodPage)
 
@@ -435,7 +452,7 @@ class ErpController(Controller):
         self, state: State, source: FromPath[SourcePath], period_id: FromPath[RecordPath]
     ) -> FiscalPeriod:
         """One fiscal period by id."""
-        return _one(await _connector(state, source).periods(), period_id, "period")
+        return _one(await _reader(state, source).fiscal_periods(), period_id, "period")
 
     # ------------------------------------------------------------- journal entries
 
@@ -667,22 +684,18 @@ class ErpController(Controller):
         """Actuals as DESIGN.md defines them: posted moves only, leaf accounts only, the period's movement for
         revenue and expense accounts and the closing balance for the others, split by cost centre and
         reconciled to the account total (the unallocated remainder has the empty cost centre). Without a
-        period filter, every period of the entity. `Accept: application/x-ndjson` streams every row."""
-        connector = _connector(state, source)
-        scope = await connector.entity(entity)
-        periods = [
-            p
-            for p in await connector.periods(entity)
-            if (period is None or p.code == period)
-            and (period_from is None or p.code >= period_from)
-            and (period_to is None or p.code <= period_to)
-        ]
-        accounts = [a for a in await connector.accounts(entity) if account is None or a.code == account]
-        balances: list[Balance] = await actuals(connector, scope, periods, accounts)
+        period filter, every period of the entity. `Accept: application/x-ndjson` streams every row, batch by
+        batch as the source gives them."""
+        first = max(filter(None, (period, period_from)), default=None)
+        last = min(filter(None, (period, period_to)), default=None)
+        batches = _reader(state, source).balance_batches(entity, first, last, account)
         if cost_center is not None:
-            balances = [b for b in balances if b.cost_center == cost_center]
+            batches = _in_cost_center(batches, cost_center)
         if wants_ndjson(request):
-            return ndjson(balances)  # type: ignore[return-value]
+            # The first batch is awaited here, so that an unknown entity is a 404 problem, not a broken stream.
+            head: list[Balance] = await anext(batches, [])
+            return ndjson(_chained(head, batches))  # type: ignore[return-value]
+        balances = [balance async for batch in batches for balance in batch]
         return paginate(
             balances, key=lambda balance: balance.id, limit=limit, cursor=cursor, page_type=BalancePage
         )

@@ -18,10 +18,10 @@ from shared.auth.middleware import AUTH_ERRORS, requires
 from shared.canonical import Load, LoadCreate, PlanningDimension, VersionName
 from shared.errors import NotFoundError
 from shared.idempotency import IDEMPOTENCY_STATUSES, REPLAYED_RESPONSE_HEADER, IdempotencyKeyRequired
+from shared.ndjson import ndjson, wants_ndjson
 from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, decode_cursor, encode_cursor, paginate
 from shared.problems import problem_responses
 from system_apis.bodies import strict_payload
-from system_apis.ndjson import ndjson, wants_ndjson
 from system_apis.planning.schemas import LoadPage, PlanningCellPage, PlanningMemberPage, PlanningVersionPage
 
 if TYPE_CHECKING:

@@ -100,6 +100,10 @@ def test_system_client_structs_fit_the_system_spec(struct: type[msgspec.Struct],
         (process_client.FlowPage, "FlowPage"),
         (process_client.SourceStatus, "SourceStatus"),
         (process_client.SystemHealth, "SystemHealth"),
+        (process_client.BudgetVsActualsRow, "BudgetVsActualsRow"),
+        (process_client.BudgetVsActualsPage, "BudgetVsActualsPage"),
+        (process_client.FreshnessRow, "FreshnessRow"),
+        (process_client.FreshnessPage, "FreshnessPage"),
     ],
 )
 def test_process_client_structs_fit_the_process_spec(struct: type[msgspec.Struct], name: str) -> None:

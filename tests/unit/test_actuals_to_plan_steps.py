@@ -5,14 +5,27 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from process_apis.flows.actuals_to_plan.dimension_map import load_map
-from process_apis.flows.actuals_to_plan.steps import aggregate, map_actuals, reconcile, validate, zero_fill
+from process_apis.flows.actuals_to_plan.steps import (
+    Problem,
+    Tally,
+    aggregate,
+    map_actuals,
+    reconcile,
+    validate,
+    zero_fill,
+)
 from shared.canonical import AccountType, Balance, BalanceKind, PlanningCell, PlanningDimension
 
+if TYPE_CHECKING:
+    from process_apis.flows.actuals_to_plan.dimension_map import DimensionMap
+
 V1 = load_map("v1")
+USD = {"FS-US": "USD"}
 MEMBERS = {
     PlanningDimension.ENTITY: {"FS-US"},
     PlanningDimension.ACCOUNT: {"4.1.1", "5.2.2"},
@@ -68,15 +81,15 @@ def test_a_value_without_a_member_is_kept_as_unmapped_and_still_expected() -> No
         "CC-999",
         Decimal("42.00"),
     )
-    assert mapped.expected[("FS-US", "5.2.2", "CC-999", "2026-01")] == Decimal("42.00")
-    assert all(cell[2] != "CC-999" for cell, _amount, _source in mapped.rows)
+    assert unmapped.cell == ("FS-US", "5.2.2", "CC-999", "2026-01")  # what planning must end up holding
+    assert all(cell[2] != "CC-999" for cell, _amount in mapped.rows)
 
 
 def test_a_zero_amount_without_a_member_is_not_an_exception() -> None:
     quiet = balance("6.2.8", AccountType.EXPENSE, "0.00")
     mapped = map_actuals([*BOOKS, quiet], V1, MEMBERS)
     assert mapped.unmapped == []
-    assert all(cell[1] != "6.2.8" for cell, _amount, _source in mapped.rows)
+    assert all(cell[1] != "6.2.8" for cell, _amount in mapped.rows)
 
 
 def test_remaps_merge_cells_into_one_row_each() -> None:
@@ -86,11 +99,32 @@ def test_remaps_merge_cells_into_one_row_each() -> None:
     assert len(cells) == 2
 
 
+def check(
+    books: list[Balance],
+    slices: set[tuple[str, str]],
+    dimension_map: DimensionMap = V1,
+    previous: dict[str, str | None] | None = None,
+) -> list[Problem]:
+    """Validate ``books`` tallied in batches of one balance (as they stream in)."""
+    tally = Tally()
+    for one in books:
+        tally.add([one], USD, dimension_map.signs)
+    return validate(tally, slices, USD, dimension_map, previous or {})
+
+
+def test_aggregating_batch_by_batch_gives_the_cells_of_the_whole() -> None:
+    remapped = replace(V1, cost_centers={"CC-100": ""})
+    cells: dict[tuple[str, str, str, str], Decimal] = {}
+    for one in BOOKS:
+        aggregate(map_actuals([one], remapped, MEMBERS).rows, into=cells)
+    assert cells == aggregate(map_actuals(BOOKS, remapped, MEMBERS).rows)
+
+
 def test_a_balanced_period_passes_and_an_unbalanced_one_is_named() -> None:
     slices = {("FS-US", "2026-01")}
-    assert validate(BOOKS, slices, {"FS-US": "USD"}, V1, {"2026-01": None}) == []
+    assert check(BOOKS, slices) == []
     broken = [*BOOKS, balance("5.2.2", AccountType.EXPENSE, "0.01")]
-    (problem,) = validate(broken, slices, {"FS-US": "USD"}, V1, {"2026-01": None})
+    (problem,) = check(broken, slices)
     assert problem.reason == "unbalanced-period"
     assert "0.01" in problem.message
 
@@ -100,21 +134,19 @@ def test_the_balance_sheet_counts_its_change_since_the_previous_period() -> None
         balance("5.2.2", AccountType.EXPENSE, "10.00", period="2026-02"),
         balance("1.1.1", AccountType.ASSET, "240.05", period="2026-02"),  # 250.05 in January, 10.00 spent
     ]
-    assert (
-        validate([*BOOKS, *february], {("FS-US", "2026-02")}, {"FS-US": "USD"}, V1, {"2026-02": "2026-01"})
-        == []
-    )
+    assert check([*BOOKS, *february], {("FS-US", "2026-02")}, previous={"2026-02": "2026-01"}) == []
+    assert check([*BOOKS, *february[:1]], {("FS-US", "2026-02")}, previous={"2026-02": "2026-01"})
 
 
 def test_amounts_in_another_currency_fail_the_slice() -> None:
     euro = msgspec.structs.replace(BOOKS[1], currency="EUR")
-    problems = validate([BOOKS[0], euro, *BOOKS[2:]], {("FS-US", "2026-01")}, {"FS-US": "USD"}, V1, {})
+    problems = check([BOOKS[0], euro, *BOOKS[2:]], {("FS-US", "2026-01")})
     assert [p.reason for p in problems] == ["currency-mismatch"]
 
 
 def test_a_profit_and_loss_type_without_a_sign_fails_the_slice() -> None:
     unsigned = replace(V1, signs={AccountType.REVENUE: -1})
-    problems = validate(BOOKS, {("FS-US", "2026-01")}, {"FS-US": "USD"}, unsigned, {})
+    problems = check(BOOKS, {("FS-US", "2026-01")}, unsigned)
     assert [p.reason for p in problems] == ["no-sign-convention"]
 
 

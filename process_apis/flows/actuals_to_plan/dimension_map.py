@@ -44,8 +44,9 @@ class DimensionMap:
     """``a2p/v1``: recorded on every run and audit event."""
     planning_version: str
     """The planning version actuals land in."""
-    signs: dict[AccountType, int]
-    """Account types that are planned, with the sign applied to the ERP's debit-minus-credit."""
+    signs: dict[str, int]
+    """Account types that are planned (``AccountType`` values), with the sign applied to the ERP's
+    debit-minus-credit."""
     entities: dict[str, str]
     """Entity remaps."""
     accounts: dict[str, str]
@@ -83,7 +84,7 @@ def load_map(version: str = CURRENT, directory: Path | None = None) -> Dimension
     return DimensionMap(
         version=raw.version,
         planning_version=raw.planning_version,
-        signs=dict(raw.signs),
+        signs={str(account_type): sign for account_type, sign in raw.signs.items()},
         entities=raw.entities,
         accounts=raw.accounts,
         cost_centers=raw.cost_centers,

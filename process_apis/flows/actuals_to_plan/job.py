@@ -57,6 +57,10 @@ LOCK_TTL = 60.0
 """Seconds a slice lock lasts unless renewed: a dead worker's slices free up by themselves."""
 _QUEUED: tuple[RunStatus, ...] = ("queued",)
 _RUNNING: tuple[RunStatus, ...] = ("running",)
+ERP_KINDS = ("tryton", "generated")
+"""Source kinds a run reads actuals from."""
+PLANNING_KINDS = ("anaplan",)
+"""Source kinds a run loads into."""
 _NOT_CLIENTS = frozenset({"schedule", "anonymous"})
 """Actors that are no OAuth client: the schedule, and any caller while auth is off."""
 
@@ -117,12 +121,14 @@ class ActualsToPlan:
         except SettingsError as exc:
             raise RunRefusedError(exc.detail) from exc
         kinds = {source.id: source.kind for source in await self.system.list_sources()}
-        for name, kind, field in (
-            (params.source, "tryton", "source"),
-            (params.planning, "anaplan", "planning"),
+        for name, wanted, field in (
+            (params.source, ERP_KINDS, "source"),
+            (params.planning, PLANNING_KINDS, "planning"),
         ):
-            if kinds.get(name) != kind:
-                raise RunRefusedError(f"the system layer has no {kind} source {name!r}", field=field)
+            if kinds.get(name) not in wanted:
+                raise RunRefusedError(
+                    f"the system layer has no {' or '.join(wanted)} source {name!r}", field=field
+                )
         entities = params.entities or tuple(
             sorted(e.code for e in await self.system.legal_entities(params.source))
         )
@@ -346,5 +352,6 @@ class ActualsToPlan:
                 "exceptions": len(outcome.exceptions),
                 "mismatched_lines": sum(1 for line in outcome.lines if not line.matched),
                 "slices": outcome.slices,
+                "seconds": {step: round(spent, 6) for step, spent in outcome.seconds.items()},
             },
         )

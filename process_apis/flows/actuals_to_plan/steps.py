@@ -13,22 +13,45 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from shared.canonical import PlanningDimension
+from shared.canonical import AccountType, PlanningDimension
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Mapping
 
     from process_apis.flows.actuals_to_plan.dimension_map import DimensionMap
-    from shared.canonical import Balance, PlanningCell
+    from shared.canonical import PlanningCell
+
+
+class BalanceLike(Protocol):
+    """What the steps read of a balance (a canonical ``Balance``, or the process layer's ``BalanceLine``);
+    ``account_type`` is an ``AccountType`` or its value."""
+
+    @property
+    def entity(self) -> str: ...
+    @property
+    def period(self) -> str: ...
+    @property
+    def account_code(self) -> str: ...
+    @property
+    def account_type(self) -> str: ...
+    @property
+    def cost_center(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def currency(self) -> str: ...
+
 
 __all__ = (
+    "BalanceLike",
     "Cell",
     "Mapped",
     "Problem",
     "ReconLine",
     "Slice",
+    "Tally",
     "Unmapped",
     "aggregate",
     "map_actuals",
@@ -42,6 +65,7 @@ Cell = tuple[str, str, str, str]
 Slice = tuple[str, str]
 """``(entity, period)``."""
 ZERO = Decimal(0)
+_PROFIT_AND_LOSS = frozenset(t for t in AccountType if t.is_profit_and_loss)
 
 
 @dataclass(frozen=True)
@@ -59,19 +83,19 @@ class Unmapped:
     amount: Decimal
     """The amount that could not be loaded (planning sign)."""
     source_ref: str
-    """The ERP balance it comes from."""
+    """The ERP balance it comes from: entity, period, account and cost centre (the first, when several are)."""
+    cell: Cell
+    """The cell it would have gone to."""
 
 
 @dataclass
 class Mapped:
-    """What the map step gives: loadable amounts per cell, and what could not be mapped."""
+    """What the map step gives for a batch of balances: loadable amounts per cell, and what could not be mapped."""
 
-    rows: list[tuple[Cell, Decimal, str]] = field(default_factory=list)
-    """``(cell, amount in planning sign, ERP balance id)`` for every loadable amount."""
+    rows: list[tuple[Cell, Decimal]] = field(default_factory=list)
+    """``(cell, amount in planning sign)`` for every loadable amount."""
     unmapped: list[Unmapped] = field(default_factory=list)
     """Amounts with no planning member."""
-    expected: dict[Cell, Decimal] = field(default_factory=dict)
-    """Every planned amount the ERP holds, per cell, member or not: what planning must end up holding."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +135,18 @@ class ReconLine:
         return self.erp_count == self.planning_count and self.erp_total == self.planning_total
 
 
+_DIMENSIONS = (
+    PlanningDimension.ENTITY,
+    PlanningDimension.ACCOUNT,
+    PlanningDimension.COST_CENTER,
+    PlanningDimension.MONTH,
+)
+
+
 def map_actuals(
-    balances: Iterable[Balance], dimension_map: DimensionMap, members: Mapping[PlanningDimension, set[str]]
+    balances: Iterable[BalanceLike],
+    dimension_map: DimensionMap,
+    members: Mapping[PlanningDimension, set[str]],
 ) -> Mapped:
     """Turn ERP balances of planned account types into planning cells; balance-sheet rows are skipped.
 
@@ -121,56 +155,83 @@ def map_actuals(
     every leaf account, most of which planning never carries).
     """
     mapped = Mapped()
+    rows, signs = mapped.rows, dimension_map.signs
+    entities, accounts, centres = dimension_map.entities, dimension_map.accounts, dimension_map.cost_centers
+    known = [members.get(dimension, set()) for dimension in _DIMENSIONS]
+    known_entities, known_accounts, known_centres, known_months = known
     for balance in balances:
-        sign = dimension_map.signs.get(balance.account_type)
+        sign = signs.get(balance.account_type)
         if sign is None:
             continue
-        amount = balance.amount * sign
+        amount = balance.amount if sign > 0 else -balance.amount
+        entity, account, centre = balance.entity, balance.account_code, balance.cost_center
         cell = (
-            dimension_map.entity(balance.entity),
-            dimension_map.account(balance.account_code),
-            dimension_map.cost_center(balance.cost_center),
+            entities.get(entity, entity),
+            accounts.get(account, account),
+            centres.get(centre, centre),
             balance.period,
         )
-        mapped.expected[cell] = mapped.expected.get(cell, ZERO) + amount
-        missing = next(
-            (
-                (dimension, value)
-                for dimension, value in zip(
-                    (
-                        PlanningDimension.ENTITY,
-                        PlanningDimension.ACCOUNT,
-                        PlanningDimension.COST_CENTER,
-                        PlanningDimension.MONTH,
-                    ),
-                    cell,
-                    strict=True,
-                )
-                if value not in members.get(dimension, set())
-            ),
-            None,
-        )
-        if missing is not None:
-            if not amount:
-                continue  # nothing to lose: a zero movement of an account planning does not carry
-            mapped.unmapped.append(
-                Unmapped(balance.entity, balance.period, missing[0], missing[1], amount, balance.id)
+        if (
+            cell[0] in known_entities
+            and cell[1] in known_accounts
+            and cell[2] in known_centres
+            and cell[3] in known_months
+        ):
+            rows.append((cell, amount))
+        elif amount:  # a zero movement of an account planning does not carry loses nothing
+            dimension, value = next(
+                (d, v) for d, v, m in zip(_DIMENSIONS, cell, known, strict=True) if v not in m
             )
-            continue
-        mapped.rows.append((cell, amount, balance.id))
+            ref = f"{balance.entity} {balance.period} {account} {centre or '(unallocated)'}"
+            mapped.unmapped.append(
+                Unmapped(balance.entity, balance.period, dimension, value, amount, ref, cell)
+            )
     return mapped
 
 
-def aggregate(rows: Iterable[tuple[Cell, Decimal, str]]) -> dict[Cell, Decimal]:
-    """Exactly one amount per planning cell."""
-    cells: dict[Cell, Decimal] = defaultdict(lambda: ZERO)
-    for cell, amount, _source in rows:
-        cells[cell] += amount
-    return dict(cells)
+def aggregate(
+    rows: Iterable[tuple[Cell, Decimal]], into: dict[Cell, Decimal] | None = None
+) -> dict[Cell, Decimal]:
+    """Exactly one amount per planning cell: ``rows`` summed into ``into`` (a new dict when None)."""
+    cells = {} if into is None else into
+    for cell, amount in rows:
+        cells[cell] = cells[cell] + amount if cell in cells else amount
+    return cells
+
+
+@dataclass
+class Tally:
+    """What the balance check needs of each slice, summed batch by batch: the books are never held whole."""
+
+    movement: dict[Slice, Decimal] = field(default_factory=dict)
+    """Profit-and-loss movements, debit minus credit."""
+    closing: dict[Slice, Decimal] = field(default_factory=dict)
+    """Balance-sheet closing balances."""
+    foreign: dict[Slice, set[str]] = field(default_factory=lambda: defaultdict(set))
+    """Currencies other than the entity's."""
+    unsigned: dict[Slice, set[str]] = field(default_factory=lambda: defaultdict(set))
+    """Profit-and-loss types the map has no sign for."""
+
+    def add(
+        self, balances: Iterable[BalanceLike], currencies: Mapping[str, str], signs: Mapping[str, int]
+    ) -> None:
+        """Count ``balances`` in."""
+        movement, closing = self.movement, self.closing
+        for balance in balances:
+            key = (balance.entity, balance.period)
+            account_type = balance.account_type
+            if account_type in _PROFIT_AND_LOSS:
+                movement[key] = movement.get(key, ZERO) + balance.amount
+                if account_type not in signs:
+                    self.unsigned[key].add(str(account_type))
+            else:
+                closing[key] = closing.get(key, ZERO) + balance.amount
+            if balance.currency != currencies.get(balance.entity):
+                self.foreign[key].add(balance.currency)
 
 
 def validate(
-    balances: Sequence[Balance],
+    tally: Tally,
     slices: Iterable[Slice],
     currencies: Mapping[str, str],
     dimension_map: DimensionMap,
@@ -184,26 +245,12 @@ def validate(
     - **Currency**: every amount of an entity is in that entity's currency.
     - **Signs**: every profit-and-loss account type has a sign convention in the map.
     """
-    movement: dict[Slice, Decimal] = defaultdict(lambda: ZERO)
-    closing: dict[Slice, Decimal] = defaultdict(lambda: ZERO)
-    foreign: dict[Slice, set[str]] = defaultdict(set)
-    unsigned: dict[Slice, set[str]] = defaultdict(set)
-    for balance in balances:
-        key = (balance.entity, balance.period)
-        if balance.account_type.is_profit_and_loss:
-            movement[key] += balance.amount
-            if balance.account_type not in dimension_map.signs:
-                unsigned[key].add(balance.account_type.value)
-        else:
-            closing[key] += balance.amount
-        if balance.currency != currencies.get(balance.entity):
-            foreign[key].add(balance.currency)
     problems: list[Problem] = []
     for entity, period in sorted(set(slices)):
         key = (entity, period)
         before = previous_period.get(period)
-        opening = closing[(entity, before)] if before is not None else ZERO
-        imbalance = movement[key] + closing[key] - opening
+        opening = tally.closing.get((entity, before), ZERO) if before is not None else ZERO
+        imbalance = tally.movement.get(key, ZERO) + tally.closing.get(key, ZERO) - opening
         if imbalance:
             problems.append(
                 Problem(
@@ -213,23 +260,23 @@ def validate(
                     f"{entity} {period} does not balance: movements and balance-sheet changes sum to {imbalance}",
                 )
             )
-        if foreign[key]:
+        if tally.foreign.get(key):
             problems.append(
                 Problem(
                     entity,
                     period,
                     "currency-mismatch",
-                    f"{entity} {period} has amounts in {', '.join(sorted(foreign[key]))}, not in "
+                    f"{entity} {period} has amounts in {', '.join(sorted(tally.foreign[key]))}, not in "
                     f"{currencies.get(entity, 'its currency')}",
                 )
             )
-        if unsigned[key]:
+        if tally.unsigned.get(key):
             problems.append(
                 Problem(
                     entity,
                     period,
                     "no-sign-convention",
-                    f"the map {dimension_map.version} has no sign for {', '.join(sorted(unsigned[key]))}",
+                    f"the map {dimension_map.version} has no sign for {', '.join(sorted(tally.unsigned[key]))}",
                 )
             )
     return problems
