@@ -7,6 +7,7 @@ new run with the parameters of the run it carried.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -45,9 +46,15 @@ __all__ = ("ControlsController",)
 
 READ_ERRORS = problem_responses(400, 404, *AUTH_ERRORS)
 WRITE_ERRORS = problem_responses(400, 404, 409, 415, 422, 502, 503, 504, *AUTH_ERRORS)
+_LEDGER_ID = re.compile(r"[0-9a-f]{24}")
+"""The ledger's record ids (runs, exceptions, dead letters, reconciliation lines)."""
 IdPath = Annotated[str, Parameter(pattern=r"^[0-9a-f]{24}$", description="The record's id.")]
+NAME = r"^[a-z][a-z0-9-]{0,63}$"
+"""A flow's or a reason code's name."""
+CODE = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+"""An entity code, as the canonical model has them."""
 FlowQuery = Annotated[
-    str | None, Parameter(max_length=64, description="Only this flow, such as `actuals-to-plan`.")
+    str | None, Parameter(pattern=NAME, description="Only this flow, such as `actuals-to-plan`.")
 ]
 
 
@@ -80,7 +87,7 @@ class ExceptionPage(Page[ExceptionView], kw_only=True):
 class ExceptionUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Assign an exception or resolve it."""
 
-    owner: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    owner: Annotated[str, msgspec.Meta(pattern=r"^[^\x00-\x1f\x7f]{1,128}$")] | None = None
     """Who owns it; setting an owner makes an open exception `assigned`."""
     status: Literal["open", "assigned", "resolved"] | None = None
     """Its new status."""
@@ -100,7 +107,13 @@ def _store(state: State) -> LedgerStore:
 
 
 def _after(cursor: str | None) -> str | None:
-    return decode_cursor(cursor) if cursor is not None else None
+    """The ledger id a cursor carries; a cursor that carries none was not issued here (400)."""
+    if cursor is None:
+        return None
+    after = decode_cursor(cursor)
+    if not _LEDGER_ID.fullmatch(after):
+        raise BadRequestError("cursor is not valid; pass a next_cursor unchanged", field="cursor")
+    return after
 
 
 def _next(items: Sequence[object], limit: int, key: str) -> str | None:
@@ -188,9 +201,13 @@ class ControlsController(Controller):
         status: Annotated[
             ExceptionStatus | None, Parameter(description="Only exceptions in this status.")
         ] = None,
-        reason_code: Annotated[str | None, Parameter(max_length=64, description="Only this reason.")] = None,
+        reason_code: Annotated[str | None, Parameter(pattern=NAME, description="Only this reason.")] = None,
         slice_key: Annotated[
-            str | None, Parameter(max_length=200, description="Only this slice, such as `erp:FS-US:2026-03`.")
+            str | None,
+            Parameter(
+                pattern=r"^[a-z][a-z0-9-]{0,62}:[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}:[0-9]{4}-(0[1-9]|1[0-2])$",
+                description="Only this slice, such as `erp:FS-US:2026-03`.",
+            ),
         ] = None,
         limit: LimitParam = DEFAULT_LIMIT,
         cursor: CursorParam = None,
@@ -315,7 +332,7 @@ class ControlsController(Controller):
         self,
         state: State,
         flow: FlowQuery = None,
-        entity: Annotated[str | None, Parameter(max_length=64, description="Only this entity.")] = None,
+        entity: Annotated[str | None, Parameter(pattern=CODE, description="Only this entity.")] = None,
         period: Annotated[
             str | None, Parameter(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="Only this period.")
         ] = None,

@@ -126,10 +126,10 @@ def test_a_run_shows_its_progress_and_ends_with_its_reconciliation(
 
 def test_a_run_over_an_unknown_entity_ends_non_zero_with_the_reason(live_stack: LiveStack) -> None:
     result = _run(live_stack, "--entity", "XX-NOPE", "--from", PERIOD, "--to", PERIOD)
-    # The process layer accepts the run and the run fails when the ERP has no such entity (exit 1); a process
-    # layer that checked entities before queueing would refuse it with a 422 (exit 2). Either way, it says why.
-    assert result.returncode in (EXIT_NOT_RECONCILED, EXIT_REFUSED), result
+    # The process layer checks the entities before it queues anything: a 422, and no run.
+    assert result.returncode == EXIT_REFUSED, result
     assert "has no legal entity XX-NOPE" in result.stderr, result.stderr
+    assert "run " not in result.stdout
 
 
 def test_a_run_the_process_layer_refuses_ends_with_its_problem_detail(live_stack: LiveStack) -> None:

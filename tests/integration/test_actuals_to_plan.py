@@ -440,3 +440,16 @@ async def test_the_schedule_starts_a_run_over_its_months_that_reconciles(
     assert run["status"] == "succeeded", run
     assert run["result"]["reconciled"] is True, run
     assert_planning_is_the_oracle(erp, sandbox, "FS-US", ["2026-03", "2026-04"])
+
+
+async def test_an_entity_the_erp_does_not_have_is_refused_before_anything_is_queued(
+    make_settings: Callable[..., Settings], erp: Erp, sandbox: PlanningSandbox, ledger_url: str
+) -> None:
+    body = {"period_from": "2026-06", "period_to": "2026-06", "entities": ["FS-US", "XX-NOPE"]}
+    async with layers(make_settings, erp, sandbox, ledger_url) as stack:
+        refused = await stack.process.post(RUNS, json=body)
+        runs = (await stack.process.get("/v1/runs")).json()["items"]
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "XX-NOPE" in refused.json()["detail"]
+    assert runs == []

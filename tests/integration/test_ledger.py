@@ -26,6 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import CheckConstraint, create_engine, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
+from process_apis.app import create_app as create_process_app
 from process_apis.ledger import (
     AuditEventCreate,
     Ledger,
@@ -41,10 +42,10 @@ from process_apis.ledger.models import Base
 from shared.errors import ConflictError, NotFoundError, SettingsError
 from shared.postgres import database_exists, drop_database
 from shared.settings import Settings
-from tests.support import wait_until
+from tests.support import in_process, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
     from sqlalchemy import Connection
@@ -562,3 +563,32 @@ async def test_reconciliations_keep_decimals_exactly(store: LedgerStore) -> None
     assert await store.list_reconciliations(run_id=run_id, limit=1, after=stored[0].id) == [stored[1]]
     assert await store.list_reconciliations(period="2026-04") == []
     assert msgspec.json.decode(msgspec.json.encode(mismatch))["erp_total"] == "12345678.910000"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params", "body"),
+    [
+        ("GET", "/v1/dead-letters", {"cursor": "AG5"}, None),  # base64 of bytes that are no ledger id
+        ("GET", "/v1/runs", {"cursor": "eHl6"}, None),  # "xyz"
+        ("GET", "/v1/reconciliations", {"flow": "a\x00b"}, None),
+        ("GET", "/v1/reconciliations", {"entity": "FS\x00US"}, None),
+        ("GET", "/v1/exceptions", {"reason_code": "x\x00"}, None),
+        ("GET", "/v1/exceptions", {"slice_key": "erp:FS-US:2026-13"}, None),
+        ("PATCH", "/v1/exceptions/0123456789abcdef01234567", {}, {"owner": "ali\x00ce"}),
+    ],
+)
+async def test_ledger_routes_refuse_what_postgresql_could_not_take_with_a_400(
+    make_settings: Callable[..., Settings],
+    ledger_url: str,
+    method: str,
+    path: str,
+    params: dict[str, str],
+    body: dict[str, str] | None,
+) -> None:
+    settings = make_settings(
+        auth={"enabled": False}, rate_limit={"enabled": False}, ledger={"database_url": ledger_url}
+    )
+    async with in_process(create_process_app(settings)) as client:
+        response = await client.request(method, path, params=params, json=body)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")

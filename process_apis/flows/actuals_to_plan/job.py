@@ -113,8 +113,8 @@ class ActualsToPlan:
         """Record a run ``queued`` and enqueue its job; the run's slices are its entities times its months.
 
         Raises:
-            RunRefusedError: the sources are not an ERP and a planning source of the system layer, or the
-                run's dimension map cannot be read.
+            RunRefusedError: the sources are not an ERP and a planning source of the system layer, an
+                entity is not the ERP's, or the run's dimension map cannot be read.
         """
         try:
             self.dimension_map(params.map_version)
@@ -129,9 +129,13 @@ class ActualsToPlan:
                 raise RunRefusedError(
                     f"the system layer has no {' or '.join(wanted)} source {name!r}", field=field
                 )
-        entities = params.entities or tuple(
-            sorted(e.code for e in await self.system.legal_entities(params.source))
-        )
+        known = sorted(e.code for e in await self.system.legal_entities(params.source))
+        unknown = sorted(set(params.entities) - set(known))
+        if unknown:
+            raise RunRefusedError(
+                f"the ERP {params.source!r} has no legal entity {', '.join(unknown)}", field="entities"
+            )
+        entities = params.entities or tuple(known)
         run = await self.store.create_run(
             flow=FLOW,
             trigger=trigger,
