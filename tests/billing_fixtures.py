@@ -16,10 +16,8 @@ server on loopback that records what it receives and answers as told::
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -31,8 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from shared.processes import die_with_parent
-from tests.support import free_port, wait_until
+from tests.support import free_port, start_sandbox_process, stop_process_group, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -55,7 +52,6 @@ RETRY_BASE = 0.05
 """Seconds to the first webhook retry in tests (Stripe: unpublished, retries over up to three days)."""
 RETRY_HORIZON = 3.0
 """Seconds after the first attempt beyond which no retry is scheduled, in tests."""
-STARTUP_TIMEOUT = 30.0
 """Seconds the sandbox has to answer after start."""
 
 
@@ -158,13 +154,6 @@ class BillingSandbox:
             cursor = page["data"][-1]["id"]
 
 
-def _answers(url: str) -> bool:
-    """Whether a sandbox answers its control API at ``url``."""
-    with contextlib.suppress(httpx.HTTPError):
-        return httpx.get(f"{url}/sandbox/counters", timeout=1.0).status_code == 200
-    return False
-
-
 def start_billing_sandbox(tmp: Path, *extra: str) -> BillingSandbox:
     """Start the billing sandbox in ``tmp`` and wait until it answers; ``extra`` adds command-line arguments."""
     secret_key = f"sk_test_{secrets.token_urlsafe(18)}"
@@ -190,39 +179,15 @@ def start_billing_sandbox(tmp: Path, *extra: str) -> BillingSandbox:
     ]
     env = {key: value for key, value in os.environ.items() if not key.startswith("FINSYNC_")}
     log = tmp / "billing-sandbox.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            args,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - a killed test run must not leave the sandbox behind
-        )
     url = f"http://127.0.0.1:{port}"
-    sandbox = BillingSandbox(
-        url=url, secret_key=secret_key, secret_key_file=key_file, process=process, log=log
-    )
-    if not wait_until(lambda: process.poll() is not None or _answers(url), STARTUP_TIMEOUT):
-        stop_billing_sandbox(sandbox)
-        pytest.fail(f"the billing sandbox did not answer within {STARTUP_TIMEOUT:.0f}s:\n{log.read_text()}")
-    if process.poll() is not None:
-        pytest.fail(f"the billing sandbox exited at start:\n{log.read_text()}")
-    return sandbox
+    process = start_sandbox_process("billing sandbox", args, env, log, url)
+    return BillingSandbox(url=url, secret_key=secret_key, secret_key_file=key_file, process=process, log=log)
 
 
 def stop_billing_sandbox(sandbox: BillingSandbox, timeout: float = 10.0) -> None:
     """SIGTERM, wait; SIGKILL to its process group (granian's worker included) if it does not stop."""
     sandbox.api.close()
-    process = sandbox.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_process_group(sandbox.process, timeout)
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,8 @@ not, as a test tells it)::
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -35,11 +33,10 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
-from shared.processes import die_with_parent
 from system_apis.connectors.salesforce.sandbox.config import DEFAULT_CLIENT_ID, DEFAULT_USERNAME
 from system_apis.connectors.salesforce.sandbox.outbound import OUTBOUND_NAMESPACE, SOBJECT_NAMESPACE
 from tests.erp_fixtures import ERP_VARIANTS
-from tests.support import free_port, wait_until
+from tests.support import free_port, start_sandbox_process, stop_process_group
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -59,7 +56,6 @@ __all__ = (
 
 API = "/services/data/v66.0"
 """The API version the tests use."""
-STARTUP_TIMEOUT = 30.0
 """Seconds the sandbox has to answer after start."""
 ACK = (
     b'<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
@@ -276,13 +272,6 @@ class OutboundListener:
         self.server.server_close()
 
 
-def _answers(url: str) -> bool:
-    """Whether a sandbox answers its control API at ``url``."""
-    with contextlib.suppress(httpx.HTTPError):
-        return httpx.get(f"{url}/sandbox/counters", timeout=1.0).status_code == 200
-    return False
-
-
 def start_crm_sandbox(tmp: Path, *extra_args: str) -> CrmSandbox:
     """Start the sandbox in ``tmp`` (fast retries) and wait until it answers; ``extra_args`` go to the command."""
     client_secret = secrets.token_hex(16)
@@ -315,17 +304,9 @@ def start_crm_sandbox(tmp: Path, *extra_args: str) -> CrmSandbox:
         *extra_args,
     ]
     log = tmp / "crm-sandbox.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            args,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - a killed test run must not leave the sandbox behind
-        )
     url = f"http://127.0.0.1:{port}"
-    sandbox = CrmSandbox(
+    process = start_sandbox_process("CRM sandbox", args, env, log, url)
+    return CrmSandbox(
         url=url,
         client_id=DEFAULT_CLIENT_ID,
         client_secret=client_secret,
@@ -334,25 +315,11 @@ def start_crm_sandbox(tmp: Path, *extra_args: str) -> CrmSandbox:
         process=process,
         log=log,
     )
-    if not wait_until(lambda: process.poll() is not None or _answers(url), STARTUP_TIMEOUT):
-        stop_crm_sandbox(sandbox)
-        pytest.fail(f"the CRM sandbox did not answer within {STARTUP_TIMEOUT:.0f}s:\n{log.read_text()}")
-    if process.poll() is not None:
-        pytest.fail(f"the CRM sandbox exited at start:\n{log.read_text()}")
-    return sandbox
 
 
 def stop_crm_sandbox(sandbox: CrmSandbox, timeout: float = 10.0) -> None:
     """SIGTERM, wait; SIGKILL to its process group (granian's worker included) if it does not stop."""
-    process = sandbox.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_process_group(sandbox.process, timeout)
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,8 @@ off, counters zero) for one test::
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -27,10 +25,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from shared.processes import die_with_parent
 from system_apis.connectors.anaplan.sandbox.catalog import MODEL_ID, WORKSPACE_ID
 from tests.erp_fixtures import ERP_LINES
-from tests.support import free_port, wait_until
+from tests.support import free_port, start_sandbox_process, stop_process_group
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -49,7 +46,6 @@ EXPORT_CHUNK_SIZE = 16 * 1024
 """Bytes per export chunk in tests: the seeded model's export spans several chunks."""
 USER = "integration@finsync.sandbox"
 """The sandbox's login (its default)."""
-STARTUP_TIMEOUT = 30.0
 """Seconds the sandbox has to answer after start."""
 
 
@@ -118,13 +114,6 @@ class PlanningSandbox:
         return value
 
 
-def _answers(url: str) -> bool:
-    """Whether a sandbox answers its control API at ``url``."""
-    with contextlib.suppress(httpx.HTTPError):
-        return httpx.get(f"{url}/sandbox/counters", timeout=1.0).status_code == 200
-    return False
-
-
 def start_sandbox(tmp: Path, *, fast_polling: bool = True, **environment: str) -> PlanningSandbox:
     """Start ``finsync serve planning-sandbox`` in ``tmp`` and wait until it answers.
 
@@ -149,17 +138,9 @@ def start_sandbox(tmp: Path, *, fast_polling: bool = True, **environment: str) -
     if fast_polling:
         args.append("--fast-polling")
     log = tmp / "planning-sandbox.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            args,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - a killed test run must not leave the sandbox behind
-        )
     url = f"http://127.0.0.1:{port}"
-    sandbox = PlanningSandbox(
+    process = start_sandbox_process("planning sandbox", args, env, log, url)
+    return PlanningSandbox(
         url=url,
         user=USER,
         password=password,
@@ -169,25 +150,11 @@ def start_sandbox(tmp: Path, *, fast_polling: bool = True, **environment: str) -
         process=process,
         log=log,
     )
-    if not wait_until(lambda: process.poll() is not None or _answers(url), STARTUP_TIMEOUT):
-        stop_sandbox(sandbox)
-        pytest.fail(f"the planning sandbox did not answer within {STARTUP_TIMEOUT:.0f}s:\n{log.read_text()}")
-    if process.poll() is not None:
-        pytest.fail(f"the planning sandbox exited at start:\n{log.read_text()}")
-    return sandbox
 
 
 def stop_sandbox(sandbox: PlanningSandbox, timeout: float = 10.0) -> None:
     """SIGTERM, wait; SIGKILL to its process group (granian's worker included) if it does not stop."""
-    process = sandbox.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_process_group(sandbox.process, timeout)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,9 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
+
+from shared.processes import die_with_parent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
+    from subprocess import Popen
 
     from litestar import Litestar
 
@@ -90,8 +96,12 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: f
 
 def ready(url: str) -> bool:
     """The service at ``url`` answers its readiness check with 200."""
+    return _answers_200(f"{url}/health/ready")
+
+
+def _answers_200(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/health/ready", timeout=1.0).status_code == 200
+        return httpx.get(url, timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -116,3 +126,43 @@ async def in_process(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
     ):
         yield c
+
+
+SANDBOX_STARTUP = 30.0
+"""Seconds a sandbox server gets to answer its control API."""
+
+
+def start_sandbox_process(
+    name: str, args: list[str], env: dict[str, str], log: Path, url: str
+) -> Popen[bytes]:
+    """Start a sandbox server (``args``) in a process group of its own, logging to ``log``, and wait until its
+    control API answers at ``url``; the test fails with the log when it does not, or exits."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            args,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - a killed test run must not leave the sandbox behind
+        )
+    if not wait_until(
+        lambda: process.poll() is not None or _answers_200(f"{url}/sandbox/counters"), SANDBOX_STARTUP
+    ):
+        stop_process_group(process)
+        pytest.fail(f"the {name} did not answer within {SANDBOX_STARTUP:.0f}s:\n{log.read_text()}")
+    if process.poll() is not None:
+        pytest.fail(f"the {name} exited at start:\n{log.read_text()}")
+    return process
+
+
+def stop_process_group(process: Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, wait; SIGKILL to its process group (granian's worker included) if it does not stop."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -129,13 +129,20 @@ class ActualsToPlan:
                 raise RunRefusedError(
                     f"the system layer has no {' or '.join(wanted)} source {name!r}", field=field
                 )
-        known = sorted(e.code for e in await self.system.legal_entities(params.source))
-        unknown = sorted(set(params.entities) - set(known))
+        try:
+            known = sorted(e.code for e in await self.system.legal_entities(params.source))
+        except UpstreamError:
+            if not params.entities:
+                raise  # which entities the run covers cannot be known
+            known = (
+                None  # named entities are queued unchecked: the run then fails, as an exception of each slice
+            )
+        unknown = sorted(set(params.entities) - set(known)) if known is not None else []
         if unknown:
             raise RunRefusedError(
                 f"the ERP {params.source!r} has no legal entity {', '.join(unknown)}", field="entities"
             )
-        entities = params.entities or tuple(known)
+        entities = params.entities or tuple(known or ())
         run = await self.store.create_run(
             flow=FLOW,
             trigger=trigger,
