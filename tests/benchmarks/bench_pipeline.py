@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -486,28 +487,24 @@ def _measure(tmp: Path, args: argparse.Namespace, lines: int) -> dict[str, Any]:
     }
 
 
-class _infrastructure:  # noqa: N801 - used as a context manager
-    """Redis, the ledger's PostgreSQL and the planning sandbox, started and stopped."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.redis = EmbeddedRedis(tmp / "redis")
-        self.postgres = EmbeddedPostgres(tmp / "postgres")
-        self.sandbox: PlanningSandbox | None = None
-
-    def __enter__(self) -> tuple[str, str, PlanningSandbox]:
-        self.redis.start()
-        self.postgres.start()
-        create_database(self.postgres.url, "ledger")
-        (self.tmp / "sandbox").mkdir()
-        self.sandbox = start_sandbox(self.tmp / "sandbox")
-        return self.redis.url, database_url(self.postgres.url, "ledger"), self.sandbox
-
-    def __exit__(self, *exc: object) -> None:
-        if self.sandbox is not None:
-            stop_sandbox(self.sandbox)
-        self.postgres.stop()
-        self.redis.stop()
+@contextmanager
+def _infrastructure(tmp: Path) -> Iterator[tuple[str, str, PlanningSandbox]]:
+    """Redis, the ledger's PostgreSQL and the planning sandbox, started, then stopped."""
+    redis = EmbeddedRedis(tmp / "redis")
+    postgres = EmbeddedPostgres(tmp / "postgres")
+    redis.start()
+    postgres.start()
+    sandbox: PlanningSandbox | None = None
+    try:
+        create_database(postgres.url, "ledger")
+        (tmp / "sandbox").mkdir()
+        sandbox = start_sandbox(tmp / "sandbox")
+        yield redis.url, database_url(postgres.url, "ledger"), sandbox
+    finally:
+        if sandbox is not None:
+            stop_sandbox(sandbox)
+        postgres.stop()
+        redis.stop()
 
 
 if __name__ == "__main__":
