@@ -213,10 +213,7 @@ class ProcessClient(LayerClient):
         """``ListBudgetVsActuals`` as NDJSON: every row, in one answer (``limit`` and ``cursor`` do not apply)."""
         path = "/v1/workbench/budget-vs-actuals"
         response = await self._workbench(path, query, NDJSON, timeout)
-        try:
-            return [_ROW_DECODER.decode(line) for line in response.content.splitlines() if line]
-        except msgspec.DecodeError as exc:
-            raise errors.UpstreamContractError(f"{self.layer} streamed {path} off contract: {exc}") from exc
+        return self._lines(_ROW_DECODER, response.content, path)
 
     async def freshness(self, query: dict[str, Any], *, timeout: float) -> FreshnessPage:
         """``ListFreshness``: one page."""
@@ -241,28 +238,17 @@ class ProcessClient(LayerClient):
         raised again as the same error with the same detail and members, not as an upstream failure.
         """
         params = {key: value for key, value in query.items() if value is not None}
-        try:
+        with self._translated("GET", path):
             response = await self.http.get(path, params=params, headers={"Accept": accept}, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise errors.UpstreamTimeoutError(f"{self.layer} did not answer GET {path} in time") from exc
-        except httpx.TransportError as exc:
-            raise errors.UpstreamUnavailableError(
-                f"{self.layer} is unreachable: {type(exc).__name__}"
-            ) from exc
-        status = response.status_code
-        if status < 400:
-            return response
-        try:
-            problem = msgspec.json.decode(response.content, type=dict[str, Any])
-        except msgspec.DecodeError:
-            problem = {}
-        detail = str(problem.get("detail") or "")
-        relayed = _RELAYED.get(status)
+        relayed = _RELAYED.get(response.status_code)
         if relayed is not None:
+            try:
+                problem = msgspec.json.decode(response.content, type=dict[str, Any])
+            except msgspec.DecodeError:
+                problem = {}
             members = {key: value for key, value in problem.items() if key not in _PROBLEM_MEMBERS}
-            raise relayed(detail or f"{self.layer} refused the request ({status})", **members)
+            detail = str(problem.get("detail") or "")
+            raise relayed(detail or f"{self.layer} refused the request ({response.status_code})", **members)
         # Anything else is this layer's problem, not the caller's: as every other call below answers it.
-        error = errors.UpstreamUnavailableError if status >= 500 else errors.UpstreamRejectedError
-        raise error(
-            f"{self.layer} answered {status} to GET {path}: {detail}".rstrip(": "), upstream_status=status
-        )
+        self._check(response, "GET", path)
+        return response
