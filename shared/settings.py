@@ -32,8 +32,10 @@ __all__ = (
     "MetricsSettings",
     "PlanningSandboxSettings",
     "PortSettings",
+    "SalesforceSourceConfig",
     "Settings",
     "SourceConfig",
+    "StripeSourceConfig",
     "WorkbenchSettings",
     "WorkerSettings",
     "duration_seconds",
@@ -71,6 +73,10 @@ class PortSettings(_Base):
     """The local stack's Tryton server."""
     planning_sandbox: Port = 8121
     """The Anaplan-shaped planning sandbox (a local stand-in, not Anaplan)."""
+    crm_sandbox: Port = 8122
+    """The Salesforce-shaped CRM sandbox (a local stand-in, not Salesforce)."""
+    billing_sandbox: Port = 8123
+    """The Stripe-shaped billing sandbox (a local stand-in, not Stripe)."""
 
 
 class LogSettings(_Base):
@@ -226,9 +232,93 @@ class GeneratedSourceConfig(_Base, tag="generated", tag_field="kind"):
             raise ValueError(f"{self.periods} periods from {self.first_period} leave the year")
 
 
-SourceConfig = HttpSourceConfig | TrytonSourceConfig | AnaplanSourceConfig | GeneratedSourceConfig
+class SalesforceSourceConfig(_Base, tag="salesforce", tag_field="kind"):
+    """A Salesforce org (the CRM), reached over its REST API as a connected app's integration user."""
+
+    login_url: str
+    """Where tokens come from: ``https://login.salesforce.com``, ``https://test.salesforce.com``, a My Domain,
+    or the CRM sandbox; tokens are asked for at ``{login_url}/services/oauth2/token``."""
+    client_id: str
+    """The connected app's consumer key."""
+    grant: Literal["client_credentials", "jwt_bearer"] = "client_credentials"
+    """How the connector gets its token: the client-credentials flow (consumer secret), or the JWT bearer flow
+    (an RS256 assertion signed with ``private_key_file``, for ``username``)."""
+    client_secret: str | None = None
+    """The consumer secret, for ``client_credentials``; prefer ``client_secret_file``."""
+    client_secret_file: str | None = None
+    """File holding the consumer secret."""
+    username: str | None = None
+    """The integration user, ``sub`` of JWT bearer assertions."""
+    private_key_file: str | None = None
+    """PEM private key JWT bearer assertions are signed with."""
+    api_version: Annotated[str, Meta(pattern=r"^[0-9]{2}\.0$")] = "62.0"
+    """REST API version (``/services/data/v62.0``)."""
+    legal_entity_field: Annotated[str, Meta(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")] = "Legal_Entity__c"
+    """The Opportunity field that names the selling legal entity (a custom field: its code)."""
+    lookback: PositiveFloat = 300.0
+    """Seconds incremental reads look back behind the cursor, to catch records committed late."""
+    quota_reserve: Annotated[float, Meta(ge=0, lt=1)] = 0.1
+    """Share of the org's daily API allowance (``Sforce-Limit-Info``) the connector leaves to other
+    integrations: past ``(1 - quota_reserve)`` of it, calls are refused here (503) without reaching the org."""
+    timeout: PositiveFloat = 30.0
+    """Seconds to wait for one API answer."""
+    retries: Annotated[int, Meta(ge=0, le=20)] = 6
+    """Retries of a call answered 5xx or ``REQUEST_LIMIT_EXCEEDED``, or not answered."""
+    backoff: Annotated[float, Meta(ge=0)] = 0.5
+    """Base of the exponential backoff in seconds (full jitter)."""
+    concurrency: Annotated[int, Meta(ge=1, le=25)] = 4
+    """Calls in flight at once against the org."""
+    mapping: str = "salesforce/v1"
+    """Version of the mapping rules, recorded on every record."""
+    description: str = ""
+    """Free text shown in listings."""
+
+    def __post_init__(self) -> None:
+        if self.grant == "client_credentials" and not (self.client_secret or self.client_secret_file):
+            raise ValueError("grant client_credentials needs client_secret or client_secret_file")
+        if self.grant == "jwt_bearer" and not (self.username and self.private_key_file):
+            raise ValueError("grant jwt_bearer needs username and private_key_file")
+
+
+class StripeSourceConfig(_Base, tag="stripe", tag_field="kind"):
+    """A Stripe account (billing), reached over its REST API with a secret key."""
+
+    url: str = "https://api.stripe.com"
+    """The API host; calls go to ``{url}/v1/...``."""
+    secret_key: str | None = None
+    """The secret (or restricted) key; prefer ``secret_key_file``."""
+    secret_key_file: str | None = None
+    """File holding the key."""
+    api_version: str = "2025-03-31.basil"
+    """The ``Stripe-Version`` every call pins."""
+    timeout: PositiveFloat = 30.0
+    """Seconds to wait for one API answer."""
+    retries: Annotated[int, Meta(ge=0, le=20)] = 6
+    """Retries of a call Stripe says may be retried (``Stripe-Should-Retry``, 429, 5xx), or not answered."""
+    backoff: Annotated[float, Meta(ge=0)] = 0.5
+    """Base of the exponential backoff in seconds (full jitter); ``Retry-After`` wins when longer."""
+    concurrency: Annotated[int, Meta(ge=1, le=64)] = 8
+    """Calls in flight at once against the account."""
+    mapping: str = "stripe/v1"
+    """Version of the mapping rules, recorded on every record."""
+    description: str = ""
+    """Free text shown in listings."""
+
+    def __post_init__(self) -> None:
+        if not (self.secret_key or self.secret_key_file):
+            raise ValueError("a stripe source needs secret_key or secret_key_file")
+
+
+SourceConfig = (
+    HttpSourceConfig
+    | TrytonSourceConfig
+    | AnaplanSourceConfig
+    | GeneratedSourceConfig
+    | SalesforceSourceConfig
+    | StripeSourceConfig
+)
 """Union of every source kind, tagged by ``kind``."""
-SourceKind = Literal["http", "tryton", "anaplan", "generated"]
+SourceKind = Literal["http", "tryton", "anaplan", "generated", "salesforce", "stripe"]
 """The ``kind`` tags of :data:`SourceConfig`."""
 
 Scope = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)?$")]

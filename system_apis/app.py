@@ -9,6 +9,10 @@ import httpx
 
 from shared.service import create_service
 from shared.settings import load_settings
+from system_apis.billing.controller import BillingController
+from system_apis.billing.registry import BillingRegistry
+from system_apis.crm.controller import CrmController
+from system_apis.crm.registry import CrmRegistry
 from system_apis.erp.controller import ErpController
 from system_apis.erp.registry import ErpRegistry
 from system_apis.planning.controller import PlanningController
@@ -39,15 +43,21 @@ async def _sources(app: Litestar) -> AsyncIterator[None]:
     ):
         app.state.planning = PlanningRegistry(settings.sources, app.state.redis)
         app.state.erp = ErpRegistry(settings.sources, erp, app.state.redis)
-        # A planning source probes itself, with its session's token: a login per probe would be refused. A
-        # generated ledger reaches nothing and says so.
+        app.state.crm = CrmRegistry(settings.sources)
+        app.state.billing = BillingRegistry(settings.sources)
+        # A planning, CRM or billing source probes itself, with its session's token: a login per probe would
+        # be refused, or count against the source's API quota. A generated ledger reaches nothing and says so.
         own_probes = {source: connector.probe for source, connector in app.state.planning.connectors.items()}
         own_probes.update({source: ledger.probe for source, ledger in app.state.erp.generated.items()})
+        own_probes.update(app.state.crm.probes)
+        own_probes.update(app.state.billing.probes)
         app.state.sources = SourceRegistry(settings.sources, probes, own_probes)
         try:
             yield
         finally:
             await app.state.planning.aclose()
+            await app.state.crm.aclose()
+            await app.state.billing.aclose()
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -57,6 +67,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         title="finsync system APIs",
         description="One connector per source system, behind the canonical finance model.",
         settings=settings or load_settings(),
-        route_handlers=[SourcesController, ErpController, PlanningController],
+        route_handlers=[
+            SourcesController,
+            ErpController,
+            PlanningController,
+            CrmController,
+            BillingController,
+        ],
         resources=[_sources],
     )

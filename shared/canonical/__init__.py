@@ -8,6 +8,8 @@
 - :mod:`~shared.canonical.transactions`: journal entries, invoices, bills, payments.
 - :mod:`~shared.canonical.balances`: actuals.
 - :mod:`~shared.canonical.planning`: planning versions, members, cells and loads.
+- :mod:`~shared.canonical.crm`: bookings (CRM deals) with their lines.
+- :mod:`~shared.canonical.billing`: billing invoices and the payments on them.
 - :mod:`~shared.canonical.validation`: business rules for create payloads.
 - :mod:`~shared.canonical.codec`: JSON, with money decoded only from strings.
 
@@ -23,7 +25,18 @@ from shared.canonical.balances import (
     balance_kind_for,
     split_by_cost_center,
 )
+from shared.canonical.billing import (
+    MAX_BILLING_LINES,
+    BillingInvoice,
+    BillingInvoiceCreate,
+    BillingInvoiceLine,
+    BillingInvoiceLineCreate,
+    BillingInvoiceStatus,
+    BillingPayment,
+    BillingPaymentStatus,
+)
 from shared.canonical.codec import Decoder, decode, encode, encode_lines
+from shared.canonical.crm import Booking, BookingLine, BookingStatus
 from shared.canonical.currencies import MINOR_UNITS, minor_units
 from shared.canonical.fields import (
     CODE_PATTERN,
@@ -116,6 +129,7 @@ from shared.canonical.validation import (
 __all__ = (
     "CODE_PATTERN",
     "DECIMAL_PATTERN",
+    "MAX_BILLING_LINES",
     "MAX_DECIMAL_LENGTH",
     "MAX_INVOICE_LINES",
     "MAX_JOURNAL_LINES",
@@ -129,6 +143,16 @@ __all__ = (
     "Balance",
     "BalanceKind",
     "Bill",
+    "BillingInvoice",
+    "BillingInvoiceCreate",
+    "BillingInvoiceLine",
+    "BillingInvoiceLineCreate",
+    "BillingInvoiceStatus",
+    "BillingPayment",
+    "BillingPaymentStatus",
+    "Booking",
+    "BookingLine",
+    "BookingStatus",
     "CanonicalStruct",
     "Code",
     "CostCenter",

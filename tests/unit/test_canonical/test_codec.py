@@ -22,6 +22,9 @@ NESTED = {
     c.LoadRow,
     c.LoadCounts,
     c.LoadFailure,
+    c.BookingLine,
+    c.BillingInvoiceLine,
+    c.BillingInvoiceLineCreate,
 }
 BASES = {c.CanonicalStruct, c.Record, c.CreatePayload}
 

@@ -1,0 +1,1 @@
+"""The billing system API: ``/v1/billing/{source}/...``."""

@@ -1,0 +1,1 @@
+"""The crm system API: ``/v1/crm/{source}/...``."""
