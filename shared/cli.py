@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.errors import SettingsError
-from shared.layers import ERP_COMMANDS, PLANNING_SANDBOX, SERVICES
+from shared.layers import ERP_COMMANDS, SANDBOXES, SERVICES
 from shared.settings import load_settings
 
 if TYPE_CHECKING:
@@ -56,19 +56,31 @@ def _erp_setup(args: argparse.Namespace) -> int:
     )
 
 
-def _serve_planning_sandbox(args: argparse.Namespace) -> int:
-    module, _, attr = PLANNING_SANDBOX.partition(":")
+_SANDBOX_OPTIONS = {
+    "fast_polling": ("--fast-polling", "planning-sandbox"),
+    "fast_retries": ("--fast-retries", "crm-sandbox"),
+    "listener_url": ("--listener-url", "crm-sandbox"),
+    "webhook_urls": ("--webhook-url", "billing-sandbox"),
+}
+"""Each sandbox option of ``finsync serve`` (by its ``dest``): its flag, and the one sandbox that takes it."""
+
+
+def _serve_sandbox(args: argparse.Namespace) -> int:
+    module, _, attr = SANDBOXES[args.layer].partition(":")
     serve_sandbox: Callable[..., int] = getattr(importlib.import_module(module), attr)
     settings = load_settings()
-    port = args.port if args.port is not None else settings.ports.planning_sandbox
-    return serve_sandbox(settings, host=args.host or settings.host, port=port, fast_polling=args.fast_polling)
+    port = args.port if args.port is not None else getattr(settings.ports, args.layer.replace("-", "_"))
+    options = {
+        name: getattr(args, name) for name, (_, sandbox) in _SANDBOX_OPTIONS.items() if sandbox == args.layer
+    }
+    return serve_sandbox(settings, host=args.host or settings.host, port=port, **options)
 
 
 def _serve(args: argparse.Namespace) -> int:
     if args.layer == "erp":
         return _serve_erp(args)
-    if args.layer == "planning-sandbox":
-        return _serve_planning_sandbox(args)
+    if args.layer in SANDBOXES:
+        return _serve_sandbox(args)
     from granian import Granian  # noqa: PLC0415 - heavy import, only for this command
     from granian.constants import Interfaces  # noqa: PLC0415
     from granian.log import LogLevels  # noqa: PLC0415
@@ -304,10 +316,11 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="run one layer, the built-in authorization server (auth), the local Tryton ERP (erp) or the "
-        "Anaplan-shaped planning sandbox (planning-sandbox), as its own server process",
+        help="run one layer, the built-in authorization server (auth), the local Tryton ERP (erp) or a "
+        "vendor-shaped sandbox (planning-sandbox: Anaplan, crm-sandbox: Salesforce, billing-sandbox: Stripe), "
+        "as its own server process",
     )
-    serve.add_argument("layer", choices=[*SERVICES, "erp", "planning-sandbox"])
+    serve.add_argument("layer", choices=[*SERVICES, "erp", *SANDBOXES])
     serve.add_argument("--host", help="interface to bind (default: FINSYNC_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: the layer's port in the port table)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -315,6 +328,24 @@ def _parser() -> argparse.ArgumentParser:
         "--fast-polling",
         action="store_true",
         help="planning-sandbox only, for tests: accept task polls faster than Anaplan's one every 5 s",
+    )
+    serve.add_argument(
+        "--fast-retries",
+        action="store_true",
+        help="crm-sandbox only, for tests: redeliver unacknowledged outbound messages after 0.2 s, up to 1 s",
+    )
+    serve.add_argument(
+        "--listener-url",
+        help="crm-sandbox only: where outbound messages are POSTed (default: they wait queued)",
+    )
+    serve.add_argument(
+        "--webhook-url",
+        dest="webhook_urls",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="billing-sandbox only, repeatable: a webhook endpoint, signed with {data_dir}/billing-sandbox/"
+        "webhook_secret",
     )
     serve.set_defaults(run=_serve)
 
@@ -389,7 +420,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``finsync`` console script."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        for name, (flag, sandbox) in _SANDBOX_OPTIONS.items():
+            if getattr(args, name) and args.layer != sandbox:
+                parser.error(f"{flag} is for {sandbox} only")
     try:
         code: int = args.run(args)
     except SettingsError as exc:

@@ -11,10 +11,12 @@ if TYPE_CHECKING:
     from litestar import Litestar
 
 __all__ = (
+    "BILLING_SANDBOX_CONFIG",
+    "CRM_SANDBOX_CONFIG",
     "ERP_COMMANDS",
     "LAYERS",
-    "PLANNING_SANDBOX",
     "PLANNING_SANDBOX_CATALOG",
+    "SANDBOXES",
     "SERVICES",
     "Layer",
     "Service",
@@ -34,10 +36,19 @@ LAYERS: dict[Layer, str] = {
 ERP_COMMANDS = "system_apis.connectors.tryton.commands"
 """The ERP runtime's commands (``finsync erp setup``, ``finsync serve erp``), by import string."""
 
-PLANNING_SANDBOX = "system_apis.connectors.anaplan.sandbox.server:serve_sandbox"
-"""``finsync serve planning-sandbox``: the Anaplan-shaped sandbox, by import string."""
+SANDBOXES: dict[str, str] = {
+    "planning-sandbox": "system_apis.connectors.anaplan.sandbox.server:serve_sandbox",
+    "crm-sandbox": "system_apis.connectors.salesforce.sandbox.server:serve_sandbox",
+    "billing-sandbox": "system_apis.connectors.stripe.sandbox.server:serve_local",
+}
+"""``finsync serve <name>``: each vendor-shaped sandbox's server, by import string. Each is called as
+``serve(settings, host=..., port=..., **options)`` and serves on ``ports.<name with _>`` by default."""
 PLANNING_SANDBOX_CATALOG = "system_apis.connectors.anaplan.sandbox.catalog"
 """The sandbox's fixed ids (``WORKSPACE_ID``, ``MODEL_ID``), which ``finsync up`` declares its source with."""
+CRM_SANDBOX_CONFIG = "system_apis.connectors.salesforce.sandbox.config"
+"""The CRM sandbox's defaults (``DEFAULT_CLIENT_ID``), which ``finsync up`` declares its source with."""
+BILLING_SANDBOX_CONFIG = "system_apis.connectors.stripe.sandbox.config"
+"""The billing sandbox's local secret files (``local_secret_key_path``), for ``finsync up``'s source."""
 
 SERVICES: dict[Service, str] = {
     "auth": "shared.auth.server:create_app",

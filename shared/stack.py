@@ -6,8 +6,8 @@ up the ERP database if it is missing (``finsync erp setup``: a copy of a cached
 template, built and seeded on first use), then starts the Tryton server
 (``finsync serve erp``), the built-in authorization server and each layer, each
 as its own process, bottom first, waiting for each to be ready before starting
-the next. The Anaplan-shaped planning sandbox (``finsync serve planning-sandbox``) starts after the
-ERP. Once all are ready it runs a first actuals-to-plan sync over the seeded ERP and prints a curl
+the next. The vendor-shaped sandboxes (``finsync serve planning-sandbox``, ``crm-sandbox`` and
+``billing-sandbox``: Anaplan, Salesforce and Stripe stand-ins) start after the ERP. Once all are ready it runs a first actuals-to-plan sync over the seeded ERP and prints a curl
 for budget against actuals (:mod:`shared.first_sync`). SIGINT (Ctrl-C) or SIGTERM stops them all,
 top first, PostgreSQL and Redis last. Children also get a parent-death signal, so even a ``kill -9`` of
 the supervisor leaves nothing behind.
@@ -18,9 +18,10 @@ Before starting anything but Redis it registers the local OAuth clients
 ``{data_dir}/stack.toml``, the user's configuration plus those clients. The
 process and experience layers get their own client's id and secret, and every
 child gets the local issuer (``FINSYNC_AUTH__ISSUER``). ``stack.toml`` also
-declares the local ERP as the source ``erp`` (kind ``tryton``) and the planning
-sandbox as the source ``planning`` (kind ``anaplan``), unless the user's
-configuration declares a source with that id.
+declares the local ERP as the source ``erp`` (kind ``tryton``), the planning
+sandbox as the source ``planning`` (kind ``anaplan``), the CRM sandbox as ``crm``
+(kind ``salesforce``) and the billing sandbox as ``billing`` (kind ``stripe``),
+unless the user's configuration declares a source with that id.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import httpx
 
 from shared.auth.local import ensure_local_secrets, write_stack_config
 from shared.errors import SettingsError
-from shared.layers import LAYERS, PLANNING_SANDBOX_CATALOG
+from shared.layers import BILLING_SANDBOX_CONFIG, CRM_SANDBOX_CONFIG, LAYERS, PLANNING_SANDBOX_CATALOG
 from shared.postgres import EmbeddedPostgres
 from shared.processes import die_with_parent
 from shared.redis import EmbeddedRedis
@@ -50,7 +51,15 @@ if TYPE_CHECKING:
     from shared.layers import Service
     from shared.settings import Settings
 
-__all__ = ("ERP_PASSWORD_FILE", "ERP_SOURCE", "PLANNING_SOURCE", "Stack", "StackError")
+__all__ = (
+    "BILLING_SOURCE",
+    "CRM_SOURCE",
+    "ERP_PASSWORD_FILE",
+    "ERP_SOURCE",
+    "PLANNING_SOURCE",
+    "Stack",
+    "StackError",
+)
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -60,6 +69,10 @@ ERP_PASSWORD_FILE = Path("tryton") / "finsync.password"
 """Under the data dir: the ERP service user's password, written by ``finsync erp setup``."""
 PLANNING_SOURCE = "planning"
 """Id of the source the local planning sandbox is declared as in ``stack.toml``."""
+CRM_SOURCE = "crm"
+"""Id of the source the local CRM sandbox is declared as in ``stack.toml``."""
+BILLING_SOURCE = "billing"
+"""Id of the source the local billing sandbox is declared as in ``stack.toml``."""
 
 
 class StackError(RuntimeError):
@@ -134,22 +147,43 @@ class Stack:
             "description": "the local Tryton ERP (finsync up)",
         }
 
-    @property
-    def planning_url(self) -> str:
-        """The local planning sandbox."""
-        return self.auth_url.rsplit(":", 1)[0] + f":{self.settings.ports.planning_sandbox}"
+    def sandbox_url(self, sandbox: str) -> str:
+        """Where the local ``planning-sandbox``, ``crm-sandbox`` or ``billing-sandbox`` answers."""
+        port = getattr(self.settings.ports, sandbox.replace("-", "_"))
+        return self.auth_url.rsplit(":", 1)[0] + f":{port}"
 
     def _planning_source(self) -> dict[str, str]:
         """The ``[sources.planning]`` table of ``stack.toml``: the sandbox's one model, as its one user."""
         catalog = importlib.import_module(PLANNING_SANDBOX_CATALOG)
         return {
             "kind": "anaplan",
-            "url": self.planning_url,
+            "url": self.sandbox_url("planning-sandbox"),
             "workspace": catalog.WORKSPACE_ID,
             "model": catalog.MODEL_ID,
             "user": self.settings.planning_sandbox.user,
             "password_file": str(self.settings.planning_sandbox.password_path(self.data_dir)),
             "description": "the local planning SANDBOX, Anaplan-shaped (finsync up), not Anaplan",
+        }
+
+    def _crm_source(self) -> dict[str, str]:
+        """The ``[sources.crm]`` table of ``stack.toml``: the CRM sandbox's connected app, client credentials."""
+        config = importlib.import_module(CRM_SANDBOX_CONFIG)
+        return {
+            "kind": "salesforce",
+            "login_url": self.sandbox_url("crm-sandbox"),
+            "client_id": config.DEFAULT_CLIENT_ID,
+            "client_secret_file": str(self.data_dir / "crm-sandbox" / "client-secret"),
+            "description": "the local CRM SANDBOX, Salesforce-shaped (finsync up), not Salesforce",
+        }
+
+    def _billing_source(self) -> dict[str, str]:
+        """The ``[sources.billing]`` table of ``stack.toml``: the billing sandbox with its test key."""
+        config = importlib.import_module(BILLING_SANDBOX_CONFIG)
+        return {
+            "kind": "stripe",
+            "url": self.sandbox_url("billing-sandbox"),
+            "secret_key_file": str(config.local_secret_key_path(self.data_dir)),
+            "description": "the local billing SANDBOX, Stripe-shaped (finsync up), not Stripe",
         }
 
     def _environment(self, redis_url: str, database_url: str, config: Path) -> dict[str, str]:
@@ -193,11 +227,16 @@ class Stack:
                 self.settings,
                 self.data_dir,
                 self.secrets,
-                sources={ERP_SOURCE: self._erp_source(), PLANNING_SOURCE: self._planning_source()},
+                sources={
+                    ERP_SOURCE: self._erp_source(),
+                    PLANNING_SOURCE: self._planning_source(),
+                    CRM_SOURCE: self._crm_source(),
+                    BILLING_SOURCE: self._billing_source(),
+                },
             )
         except SettingsError as exc:
             raise StackError(exc.detail) from exc
-        for source in (ERP_SOURCE, PLANNING_SOURCE):
+        for source in (ERP_SOURCE, PLANNING_SOURCE, CRM_SOURCE, BILLING_SOURCE):
             if source in self.settings.sources:
                 print(
                     f"  note: source {source!r} is declared in {self.settings.config}; the stack keeps yours",
@@ -214,7 +253,9 @@ class Stack:
         logs.mkdir(parents=True, exist_ok=True)
         self._setup_erp(env, logs)
         self._start_erp(env, logs)
-        self._start_planning_sandbox(env, logs)
+        self._start_sandbox("planning-sandbox", env, logs, "Anaplan-shaped SANDBOX, API at /2/0")
+        self._start_sandbox("crm-sandbox", env, logs, "Salesforce-shaped SANDBOX, API at /services/data")
+        self._start_sandbox("billing-sandbox", env, logs, "Stripe-shaped SANDBOX, API at /v1")
         self._start_service("auth", env, logs)
         for layer in LAYERS:
             self._start_service(layer, env, logs)
@@ -279,15 +320,15 @@ class Stack:
             flush=True,
         )
 
-    def _start_planning_sandbox(self, env: dict[str, str], logs: Path) -> None:
-        """``finsync serve planning-sandbox`` on ``ports.planning_sandbox``, ready once it answers."""
-        log = logs / "planning-sandbox.log"
-        port = self.settings.ports.planning_sandbox
-        args = ["serve", "planning-sandbox", "--host", self.settings.host, "--port", str(port)]
-        child = _Child("planning-sandbox", self._spawn(args, env, log), self.planning_url, log)
+    def _start_sandbox(self, sandbox: str, env: dict[str, str], logs: Path, what: str) -> None:
+        """``finsync serve <sandbox>`` on its port, ready once its control API answers."""
+        log = logs / f"{sandbox}.log"
+        port = getattr(self.settings.ports, sandbox.replace("-", "_"))
+        args = ["serve", sandbox, "--host", self.settings.host, "--port", str(port)]
+        child = _Child(sandbox, self._spawn(args, env, log), self.sandbox_url(sandbox), log)
         self.children.append(child)
         self._wait_ready(child, _answers_sandbox)
-        print(f"  planning    {child.url}  (Anaplan-shaped SANDBOX, API at /2/0, logs {log})", flush=True)
+        print(f"  {sandbox.removesuffix('-sandbox'):<11} {child.url}  ({what}, logs {log})", flush=True)
 
     def _start_service(self, service: Service, env: dict[str, str], logs: Path) -> None:
         port = getattr(self.settings.ports, service)
@@ -359,7 +400,7 @@ def _answers_ready(url: str) -> bool:
 
 
 def _answers_sandbox(url: str) -> bool:
-    """The planning sandbox answers its control API."""
+    """A sandbox answers its control API."""
     try:
         return httpx.get(f"{url}/sandbox/counters", timeout=1.0).status_code == 200
     except httpx.HTTPError:

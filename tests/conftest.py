@@ -96,6 +96,19 @@ def stack_environment(data_dir: Path, ports: dict[str, int], config: Path | None
     return env
 
 
+STACK_PORTS = (
+    "auth",
+    "system",
+    "process",
+    "experience",
+    "erp",
+    "planning_sandbox",
+    "crm_sandbox",
+    "billing_sandbox",
+)
+"""Every port ``finsync up`` binds; a test stack gets free ones, so stacks never collide."""
+SANDBOX_PORTS = ("erp", "planning_sandbox", "crm_sandbox", "billing_sandbox")
+"""The ports that answer no ``/health/ready``."""
 STACK_START_TIMEOUT = 90
 """Seconds ``finsync up`` takes at most to be ready, without its first sync."""
 FIRST_SYNC_TIMEOUT = 240
@@ -105,8 +118,7 @@ FIRST_SYNC_TIMEOUT = 240
 def start_stack(
     tmp: Path, erp: Erp, config: Path | None = None, *, first_sync: bool = False
 ) -> tuple[subprocess.Popen[bytes], dict[str, str], Path]:
-    """Start ``finsync up`` and wait until it says it is ready; ``urls`` has each layer, ``auth``, ``erp`` and
-    ``planning_sandbox``.
+    """Start ``finsync up`` and wait until it says it is ready; ``urls`` has each of :data:`STACK_PORTS`.
 
     Its embedded PostgreSQL starts from a copy of the ``erp`` fixture's cluster, so
     the ERP database is a template copy rather than a build. Its first sync runs only
@@ -114,10 +126,7 @@ def start_stack(
     ``live_stack`` proves it.
     """
     erp.clone_cluster(tmp / "data")
-    ports = {
-        service: free_port()
-        for service in ("auth", "system", "process", "experience", "erp", "planning_sandbox")
-    }
+    ports = {service: free_port() for service in STACK_PORTS}
     output = tmp / "up.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
@@ -134,7 +143,7 @@ def start_stack(
     )
     assert started, output.read_text()
     assert process.poll() is None, output.read_text()
-    assert all(ready(url) for service, url in urls.items() if service not in ("erp", "planning_sandbox"))
+    assert all(ready(url) for service, url in urls.items() if service not in SANDBOX_PORTS)
     return process, urls, output
 
 

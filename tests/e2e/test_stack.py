@@ -52,6 +52,8 @@ def test_a_signal_stops_every_process(tmp_path: Path, sig: int, erp: Erp) -> Non
         printed.index("  postgres ")
         < printed.index("  erp ")
         < printed.index("  planning ")
+        < printed.index("  crm ")
+        < printed.index("  billing ")
         < printed.index("  auth ")
     )
     assert printed.index("  auth ") < printed.index("  system ")
@@ -80,6 +82,24 @@ def test_a_signal_stops_every_process(tmp_path: Path, sig: int, erp: Erp) -> Non
         timeout=10,
     )
     assert sandbox_login.status_code == 201, sandbox_login.text
+    # The CRM and billing sandboxes: declared as the sources 'crm' and 'billing', their secrets in the data dir.
+    crm = tomllib.loads((data_dir / "stack.toml").read_text())["sources"]["crm"]
+    assert (crm["kind"], crm["login_url"]) == ("salesforce", urls["crm_sandbox"])
+    crm_token = httpx.post(
+        f"{crm['login_url']}/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": crm["client_id"],
+            "client_secret": Path(crm["client_secret_file"]).read_text().strip(),
+        },
+        timeout=10,
+    )
+    assert crm_token.status_code == 200, crm_token.text
+    billing = tomllib.loads((data_dir / "stack.toml").read_text())["sources"]["billing"]
+    assert (billing["kind"], billing["url"]) == ("stripe", urls["billing_sandbox"])
+    key = Path(billing["secret_key_file"]).read_text().strip()
+    customers = httpx.get(f"{billing['url']}/v1/customers", auth=(key, ""), timeout=10)
+    assert customers.status_code == 200, customers.text
     # The local clients: secrets kept private, every child reading the merged config.
     assert stat.S_IMODE(local_secrets_path(data_dir).stat().st_mode) == 0o600
     assert set(tomllib.loads((data_dir / "stack.toml").read_text())["clients"]) == {
@@ -115,13 +135,10 @@ def test_a_second_stack_on_the_same_data_dir_is_refused(tmp_path: Path, erp: Erp
         import subprocess
         import sys
 
-        from tests.conftest import stack_environment
+        from tests.conftest import STACK_PORTS, stack_environment
         from tests.support import free_port
 
-        ports = {
-            service: free_port()
-            for service in ("auth", "system", "process", "experience", "erp", "planning_sandbox")
-        }
+        ports = {service: free_port() for service in STACK_PORTS}
         second = subprocess.run(
             [sys.executable, "-m", "shared.cli", "up"],
             env=stack_environment(tmp_path / "data", ports),

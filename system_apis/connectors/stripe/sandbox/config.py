@@ -37,6 +37,7 @@ __all__ = (
     "ensure_secret",
     "ensure_secret_key",
     "local_config",
+    "local_secret_key_path",
     "read_secret",
 )
 
@@ -148,6 +149,12 @@ def ensure_secret_key(path: str | Path) -> Path:
     return ensure_secret(path, "sk_test_")
 
 
+def local_secret_key_path(data_dir: str | Path) -> Path:
+    """The local stack's secret key file, ``{data_dir}/billing-sandbox/secret_key``: the sandbox's and the
+    connector's."""
+    return Path(data_dir) / "billing-sandbox" / "secret_key"
+
+
 def local_config(
     data_dir: str | Path, *, seed_variant: int = 1, webhook_urls: Sequence[str] = ()
 ) -> BillingSandboxConfig:
@@ -157,8 +164,8 @@ def local_config(
     ``webhook_secret`` (``whsec_…``, shared by those endpoints) are generated
     once and kept; the connector reads the same files.
     """
-    folder = Path(data_dir) / "billing-sandbox"
-    key = ensure_secret_key(folder / "secret_key")
+    key = ensure_secret_key(local_secret_key_path(data_dir))
+    folder = key.parent
     endpoints: tuple[WebhookEndpointConfig, ...] = ()
     if webhook_urls:
         secret = ensure_secret(folder / "webhook_secret", "whsec_")
