@@ -255,6 +255,9 @@ class SalesforceSourceConfig(_Base, tag="salesforce", tag_field="kind"):
     """REST API version (``/services/data/v62.0``)."""
     legal_entity_field: Annotated[str, Meta(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")] = "Legal_Entity__c"
     """The Opportunity field that names the selling legal entity (a custom field: its code)."""
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] | None = None
+    """The org's currency when multi-currency is off (records then have no ``CurrencyIsoCode`` field, and
+    asking for it fails); unset: each record's own ``CurrencyIsoCode`` is read."""
     lookback: PositiveFloat = 300.0
     """Seconds incremental reads look back behind the cursor, to catch records committed late."""
     quota_reserve: Annotated[float, Meta(ge=0, lt=1)] = 0.1
@@ -301,6 +304,13 @@ class StripeSourceConfig(_Base, tag="stripe", tag_field="kind"):
     """Calls in flight at once against the account."""
     mapping: str = "stripe/v1"
     """Version of the mapping rules, recorded on every record."""
+    entity_by_currency: dict[
+        Annotated[str, Meta(pattern=r"^[A-Z]{3}$")],
+        Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")],
+    ] = msgspec.field(default_factory=dict)
+    """The legal entity that bills in each currency (``{USD = "FS-US", EUR = "FS-EU"}``): the entity of an
+    invoice that carries no ``legal_entity`` metadata (one made outside finsync), and the only entity an
+    invoice in that currency may be created for. Empty: such invoices have no entity."""
     description: str = ""
     """Free text shown in listings."""
 

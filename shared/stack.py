@@ -34,7 +34,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -176,13 +176,15 @@ class Stack:
             "description": "the local CRM SANDBOX, Salesforce-shaped (finsync up), not Salesforce",
         }
 
-    def _billing_source(self) -> dict[str, str]:
-        """The ``[sources.billing]`` table of ``stack.toml``: the billing sandbox with its test key."""
+    def _billing_source(self) -> dict[str, Any]:
+        """The ``[sources.billing]`` table of ``stack.toml``: the billing sandbox with its test key; the ERP's
+        companies bill in their own currencies (FS-US in USD, FS-EU in EUR), as the sandbox is seeded."""
         config = importlib.import_module(BILLING_SANDBOX_CONFIG)
         return {
             "kind": "stripe",
             "url": self.sandbox_url("billing-sandbox"),
             "secret_key_file": str(config.local_secret_key_path(self.data_dir)),
+            "entity_by_currency": {"USD": "FS-US", "EUR": "FS-EU"},
             "description": "the local billing SANDBOX, Stripe-shaped (finsync up), not Stripe",
         }
 

@@ -43,7 +43,7 @@ async def _sources(app: Litestar) -> AsyncIterator[None]:
     ):
         app.state.planning = PlanningRegistry(settings.sources, app.state.redis)
         app.state.erp = ErpRegistry(settings.sources, erp, app.state.redis)
-        app.state.crm = CrmRegistry(settings.sources)
+        app.state.crm = CrmRegistry(settings.sources, app.state.redis)
         app.state.billing = BillingRegistry(settings.sources)
         # A planning, CRM or billing source probes itself, with its session's token: a login per probe would
         # be refused, or count against the source's API quota. A generated ledger reaches nothing and says so.

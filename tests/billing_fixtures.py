@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from tests.erp_fixtures import ERP_VARIANTS
 from tests.support import free_port, start_sandbox_process, stop_process_group, wait_until
 
 if TYPE_CHECKING:
@@ -175,6 +176,8 @@ def start_billing_sandbox(tmp: Path, *extra: str) -> BillingSandbox:
         str(RETRY_HORIZON),
         "--webhook-timeout",
         "2",
+        "--seed-variant",
+        str(ERP_VARIANTS[0]),
         *extra,
     ]
     env = {key: value for key, value in os.environ.items() if not key.startswith("FINSYNC_")}

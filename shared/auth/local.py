@@ -76,6 +76,9 @@ LOCAL_CLIENTS: dict[str, ClientConfig] = {
             "erp:write",
             "planning:read",
             "planning:write",
+            "crm:read",
+            "billing:read",
+            "billing:write",
             "flows:run",
             "flows:read",
             "admin",
@@ -148,6 +151,10 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):  # an inline table
+        return (
+            "{" + ", ".join(f"{json.dumps(key)} = {_toml_value(item)}" for key, item in value.items()) + "}"
+        )
     return json.dumps(str(value))  # a TOML basic string, for the ASCII values written here
 
 
@@ -162,7 +169,7 @@ def _client_table(client_id: str, config: ClientConfig, secret_hash: str) -> str
     return "\n".join(lines) + "\n"
 
 
-def _source_table(source_id: str, values: Mapping[str, str]) -> str:
+def _source_table(source_id: str, values: Mapping[str, Any]) -> str:
     lines = [f"[sources.{json.dumps(source_id)}]"]
     lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
     return "\n".join(lines) + "\n"
@@ -173,7 +180,7 @@ def write_stack_config(
     data_dir: Path,
     secrets: dict[str, str],
     *,
-    sources: Mapping[str, Mapping[str, str]] | None = None,
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Path, list[str]]:
     """Write ``{data_dir}/stack.toml``: the user's configuration file plus the local clients and sources.
 

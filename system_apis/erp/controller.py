@@ -36,7 +36,7 @@ from shared.canonical import (
     Supplier,
     SupplierCreate,
 )
-from shared.errors import BadRequestError, NotFoundError
+from shared.errors import NotFoundError
 from shared.idempotency import IDEMPOTENCY_STATUSES, REPLAYED_RESPONSE_HEADER, IdempotencyKeyRequired
 from shared.ndjson import ndjson, wants_ndjson
 from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, paginate
@@ -59,6 +59,7 @@ from system_apis.erp.schemas import (
     ProductPage,
     SupplierPage,
 )
+from system_apis.queries import FeedCursor, ModifiedSince, feed_answer, parse_time
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -80,17 +81,6 @@ RecordPath = Annotated[str, Parameter(min_length=1, max_length=256, description=
 EntityQuery = Annotated[
     str | None, Parameter(max_length=64, description="Only this legal entity (its code, such as `FS-US`).")
 ]
-RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
-
-ModifiedSince = Annotated[
-    str | None,
-    Parameter(
-        pattern=RFC3339,
-        description="Only records modified at or after this time (RFC 3339, with its offset).",
-    ),
-]
-"""A string, parsed by :func:`_since`: as a ``datetime`` parameter, Litestar would also take a bare
-number as a Unix time."""
 PeriodCodeQuery = Annotated[
     str | None, Parameter(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="Fiscal period code, `YYYY-MM`.")
 ]
@@ -107,18 +97,6 @@ def _connector(state: State, source: str) -> TrytonConnector:
 def _reader(state: State, source: str) -> ActualsReader:
     registry: ErpRegistry = state.erp
     return registry.reader(source)
-
-
-def _since(value: str | None) -> datetime | None:
-    """``modified_since`` as an aware datetime; 400 when it only looks like one (month 13)."""
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequestError(
-            f"modified_since {value!r} is not a valid RFC 3339 time", field="modified_since"
-        ) from None
 
 
 def _listed(
@@ -218,7 +196,7 @@ class ErpController(Controller):
             for account in records
             if (type is None or account.type == type) and (leaf is None or account.is_leaf == leaf)
         ]
-        return _listed(records, _since(modified_since), limit, cursor, AccountPage)
+        return _listed(records, parse_time(modified_since), limit, cursor, AccountPage)
 
     @get(
         "/accounts/{account_id:str}",
@@ -251,7 +229,7 @@ class ErpController(Controller):
     ) -> CostCenterPage:
         """Cost centres: the analytic accounts under the cost-centre root of the mapping."""
         records = await _connector(state, source).cost_centers(entity)
-        return _listed(records, _since(modified_since), limit, cursor, CostCenterPage)
+        return _listed(records, parse_time(modified_since), limit, cursor, CostCenterPage)
 
     @get(
         "/cost-centers/{cost_center_id:str}",
@@ -283,7 +261,7 @@ class ErpController(Controller):
     ) -> CustomerPage:
         """Customers: the parties in the mapping's customer category."""
         records = await _connector(state, source).parties("customer")
-        return _listed(records, _since(modified_since), limit, cursor, CustomerPage)
+        return _listed(records, parse_time(modified_since), limit, cursor, CustomerPage)
 
     @get(
         "/customers/{customer_id:str}",
@@ -343,7 +321,7 @@ class ErpController(Controller):
     ) -> SupplierPage:
         """Suppliers: the parties in the mapping's supplier category."""
         records = await _connector(state, source).parties("supplier")
-        return _listed(records, _since(modified_since), limit, cursor, SupplierPage)
+        return _listed(records, parse_time(modified_since), limit, cursor, SupplierPage)
 
     @get(
         "/suppliers/{supplier_id:str}",
@@ -403,7 +381,7 @@ class ErpController(Controller):
     ) -> ProductPage:
         """Products and services."""
         records = await _connector(state, source).products()
-        return _listed(records, _since(modified_since), limit, cursor, ProductPage)
+        return _listed(records, parse_time(modified_since), limit, cursor, ProductPage)
 
     @get(
         "/products/{product_id:str}",
@@ -471,14 +449,7 @@ class ErpController(Controller):
         entity: EntityQuery = None,
         modified_since: ModifiedSince = None,
         limit: LimitParam = DEFAULT_LIMIT,
-        cursor: Annotated[
-            str | None,
-            Parameter(
-                max_length=64,
-                pattern=r"^[A-Za-z0-9_-]+$",
-                description="A `next_cursor` (next page) or a `sync_cursor` (what changed since that read).",
-            ),
-        ] = None,
+        cursor: FeedCursor = None,
     ) -> JournalEntryPage:
         """Journal entries in `(modified_at, id)` order, drafts included (`state`), deleted drafts flagged.
 
@@ -491,14 +462,11 @@ class ErpController(Controller):
             registry.get(source),
             registry.feeds,
             entity=entity,
-            modified_since=_since(modified_since),
+            modified_since=parse_time(modified_since),
             cursor=cursor,
             limit=limit,
         )
-        if wants_ndjson(request):
-            cursors = {"Next-Cursor": page.next_cursor, "Sync-Cursor": page.sync_cursor}
-            return ndjson(page.items, {key: value for key, value in cursors.items() if value})  # type: ignore[return-value]
-        return page
+        return feed_answer(request, page)  # type: ignore[no-any-return]
 
     @get(
         "/journal-entries/{entry_id:str}",
@@ -570,7 +538,7 @@ class ErpController(Controller):
         items, next_cursor = await invoice_page(
             _connector(state, source),
             entity=entity,
-            modified_since=_since(modified_since),
+            modified_since=parse_time(modified_since),
             state=invoice_state,
             cursor=cursor,
             limit=limit,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from shared.canonical import EntryState, JournalEntry
-from system_apis.erp.feed import FeedState, FeedStore
+from system_apis.erp.feed import FeedState
 from system_apis.erp.schemas import JournalEntryPage
 
 if TYPE_CHECKING:
@@ -16,13 +16,14 @@ if TYPE_CHECKING:
 
     from system_apis.connectors.tryton import rows
     from system_apis.connectors.tryton.connector import Entity, TrytonConnector
+    from system_apis.cursors import CursorStore
 
 __all__ = ("read_entries",)
 
 
 async def read_entries(
     connector: TrytonConnector,
-    store: FeedStore,
+    store: CursorStore[FeedState],
     *,
     entity: str | None,
     modified_since: datetime | None,

@@ -24,22 +24,11 @@ a client may repeat a page it did not receive.
 
 from __future__ import annotations
 
-import secrets
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import msgspec
 
-from shared.errors import BadRequestError
-
-if TYPE_CHECKING:
-    import redis.asyncio as aioredis
-
-__all__ = ("CURSOR_TTL", "FeedState", "FeedStore")
-
-CURSOR_TTL = 7 * 86400
-"""Seconds a cursor stays valid (7 days)."""
-KEY_PREFIX = "finsync:system:feed:"
+__all__ = ("FeedState",)
 
 
 class FeedState(msgspec.Struct, kw_only=True, frozen=True):
@@ -68,35 +57,3 @@ class FeedState(msgspec.Struct, kw_only=True, frozen=True):
             seen={key: written for key, written in self.seen.items() if written >= low},
             drafts=drafts,
         )
-
-
-class FeedStore:
-    """Feed states in Redis, each under an opaque token."""
-
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self.redis = redis
-
-    async def save(self, state: FeedState) -> str:
-        """Store ``state``; its token."""
-        token = secrets.token_urlsafe(18)
-        await self.redis.set(KEY_PREFIX + token, msgspec.json.encode(state), ex=CURSOR_TTL)
-        return token
-
-    async def load(self, token: str, feed: str) -> FeedState:
-        """The state behind ``token``.
-
-        Raises:
-            BadRequestError: unknown or expired token, or a token of another feed (other filters).
-        """
-        raw = await self.redis.get(KEY_PREFIX + token)
-        if raw is None:
-            raise BadRequestError(
-                f"cursor is unknown or older than {CURSOR_TTL // 86400} days; start a new read",
-                field="cursor",
-            )
-        state = msgspec.json.decode(raw, type=FeedState)
-        if state.feed != feed:
-            raise BadRequestError(
-                "cursor belongs to a read with other filters; pass the same filters", field="cursor"
-            )
-        return state

@@ -13,7 +13,8 @@ from shared.errors import NotFoundError
 from shared.settings import GeneratedSourceConfig, TrytonSourceConfig
 from system_apis.connectors.generated.ledger import GeneratedLedger
 from system_apis.connectors.tryton.connector import TrytonConnector
-from system_apis.erp.feed import FeedStore
+from system_apis.cursors import CursorStore
+from system_apis.erp.feed import FeedState
 from system_apis.erp.readers import ActualsReader, GeneratedActuals, TrytonActuals
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class ErpRegistry:
             for source, config in configs.items()
             if isinstance(config, GeneratedSourceConfig)
         }
-        self.feeds = FeedStore(redis)
+        self.feeds = CursorStore(redis, FeedState)
 
     def get(self, source: str) -> TrytonConnector:
         """The connector of ERP source ``source``; :class:`NotFoundError` when there is none."""

@@ -102,6 +102,8 @@ def test_overview_reports_layers_sources_and_flows(live_stack: LiveStack) -> Non
     assert {source["id"]: source["status"] for source in overview["sources"]} == {
         "erp": "up",  # the stack's own Tryton
         "planning": "up",  # the stack's own planning sandbox
+        "crm": "up",  # its CRM sandbox
+        "billing": "up",  # its billing sandbox
         "erp-gone": "down",
         "ledger-watch": "up",
     }

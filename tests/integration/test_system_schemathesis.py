@@ -1,4 +1,5 @@
-"""Schemathesis on the ERP and planning routes, in-process, against the real Tryton and the planning sandbox.
+"""Schemathesis on the ERP, planning, CRM and billing routes, in-process, against the real Tryton and the
+planning, CRM and billing sandboxes.
 
 Every default check runs with the committed configuration (``schemathesis.toml``,
 project "finsync system APIs"), auth on with real tokens. Generated source ids
@@ -15,6 +16,10 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from system_apis.app import create_app
+from tests.integration.test_billing_api import SOURCE as BILLING
+from tests.integration.test_billing_api import billing_source
+from tests.integration.test_crm_api import SOURCE as CRM
+from tests.integration.test_crm_api import crm_source
 from tests.integration.test_erp_api import A, sources
 from tests.integration.test_planning_api import SOURCE, planning_source
 from tests.support import REPO
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
     from schemathesis import Case
 
     from shared.settings import Settings
+    from tests.billing_fixtures import BillingSandbox
+    from tests.crm_fixtures import CrmSandbox
     from tests.erp_fixtures import Erp
     from tests.planning_fixtures import PlanningSandbox
 
@@ -62,8 +69,24 @@ def planning_schema(
     return _schema(make_settings, issuer, planning_source(planning_sandbox))
 
 
+@pytest.fixture
+def crm_schema(
+    make_settings: Callable[..., Settings], crm_sandbox: CrmSandbox, issuer: TestIssuer
+) -> schemathesis.schemas.BaseSchema:
+    return _schema(make_settings, issuer, crm_source(crm_sandbox))
+
+
+@pytest.fixture
+def billing_schema(
+    make_settings: Callable[..., Settings], billing_sandbox: BillingSandbox, issuer: TestIssuer
+) -> schemathesis.schemas.BaseSchema:
+    return _schema(make_settings, issuer, billing_source(billing_sandbox))
+
+
 erp_api = schemathesis.pytest.from_fixture("erp_schema").include(path_regex="^/v1/erp/")
 planning_api = schemathesis.pytest.from_fixture("planning_schema").include(path_regex="^/v1/planning/")
+crm_api = schemathesis.pytest.from_fixture("crm_schema").include(path_regex="^/v1/crm/")
+billing_api = schemathesis.pytest.from_fixture("billing_schema").include(path_regex="^/v1/billing/")
 
 
 @erp_api.parametrize()
@@ -74,3 +97,13 @@ def test_erp_routes_keep_their_contract(case: Case, issuer: TestIssuer) -> None:
 @planning_api.parametrize()
 def test_planning_routes_keep_their_contract(case: Case, issuer: TestIssuer) -> None:
     call_system_case(case, issuer, "planning:read planning:write", SOURCE)
+
+
+@crm_api.parametrize()
+def test_crm_routes_keep_their_contract(case: Case, issuer: TestIssuer) -> None:
+    call_system_case(case, issuer, "crm:read", CRM)
+
+
+@billing_api.parametrize()
+def test_billing_routes_keep_their_contract(case: Case, issuer: TestIssuer) -> None:
+    call_system_case(case, issuer, "billing:read billing:write", BILLING)

@@ -7,8 +7,9 @@ Coherent with :mod:`system_apis.connectors.tryton.seed`:
   name is the one the ERP seed drew for the same ``variant`` (:func:`erp_customers`).
 - **Products** are the ERP's six: ``ProductCode`` is the ERP code, ``Family`` its accounting category. The
   standard price book holds each in USD and EUR (:data:`LIST_PRICES`).
-- **Opportunities** belong to one of the ERP companies (custom field ``Legal_Entity__c``: ``FS-US`` or
-  ``FS-EU``) and are in its currency. Close dates fall in the ERP's fiscal year; about two in three of those
+- **Opportunities** belong to the ERP company that sells to their account (custom field ``Legal_Entity__c``:
+  ``FS-US`` for ``C-001`` … ``C-006``, ``FS-EU`` for the rest, as the billing sandbox bills them:
+  :func:`~system_apis.connectors.seeded_customers.home_company`) and are in its currency. Close dates fall in the ERP's fiscal year; about two in three of those
   closed by the seed's horizon are won.
 
 Deterministic: the same ``variant`` and size always give the same records,
@@ -26,12 +27,12 @@ from decimal import Decimal
 
 from system_apis.connectors.salesforce.sandbox.org import CENT, Org
 from system_apis.connectors.salesforce.sandbox.schema import STAGES
+from system_apis.connectors.seeded_customers import home_company
 from system_apis.connectors.tryton.seed import (
     # Private to the ERP seed, which draws its customer names from them: mirrored here, see erp_customers.
     _NAME_FIRST,
     _NAME_SECOND,
     _NAME_SUFFIX,
-    COMPANIES,
     CUSTOMERS,
     FISCAL_YEAR,
     PRODUCTS,
@@ -67,12 +68,11 @@ _OPEN_STAGES = (
     "Negotiation/Review",
 )
 _INDUSTRIES = ("Technology", "Manufacturing", "Retail", "Transportation", "Healthcare", "Energy")
-_CITIES = (
-    ("Springfield", "United States"),
-    ("Berlin", "Germany"),
-    ("Lyon", "France"),
-    ("Austin", "United States"),
-)
+_CITIES = {
+    "USD": (("Springfield", "United States"), ("Austin", "United States")),
+    "EUR": (("Berlin", "Germany"), ("Lyon", "France")),
+}
+"""Where an account is, by the currency of the company that sells to it."""
 
 
 def erp_customers(variant: int) -> list[tuple[str, str]]:
@@ -108,7 +108,8 @@ def seed_org(org: Org, *, variant: int, opportunities: int = DEFAULT_OPPORTUNITI
     created = dt.datetime(FISCAL_YEAR - 1, 12, 1, 9, 0, tzinfo=dt.UTC)
     accounts = []
     for index, (code, name) in enumerate(erp_customers(variant)):
-        city, country = _CITIES[index % len(_CITIES)]
+        currency = home_company(code).currency
+        city, country = _CITIES[currency][index % len(_CITIES[currency])]
         accounts.append(
             org.insert(
                 "Account",
@@ -120,7 +121,7 @@ def seed_org(org: Org, *, variant: int, opportunities: int = DEFAULT_OPPORTUNITI
                     "BillingStreet": f"{index + 1} Main Street",
                     "BillingCity": city,
                     "BillingCountry": country,
-                    "CurrencyIsoCode": "EUR" if country != "United States" else "USD",
+                    "CurrencyIsoCode": currency,
                 },
                 stamp=created,
             )
@@ -141,8 +142,8 @@ def seed_org(org: Org, *, variant: int, opportunities: int = DEFAULT_OPPORTUNITI
             org.add_price(record["Id"], currency, price, stamp=created)
     horizon = SEED_HORIZON.date()
     for number in range(1, opportunities + 1):
-        company = COMPANIES[rng.randrange(len(COMPANIES))]
         account = accounts[rng.randrange(len(accounts))]
+        company = home_company(account["AccountNumber"])
         close = dt.date(FISCAL_YEAR, 1, 1) + dt.timedelta(days=rng.randrange(365))
         opened = close - dt.timedelta(days=rng.randint(14, 120))
         if close <= horizon:

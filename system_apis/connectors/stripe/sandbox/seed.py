@@ -31,6 +31,7 @@ import random
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from system_apis.connectors.seeded_customers import home_company
 from system_apis.connectors.stripe.sandbox.objects import (
     Charge,
     Customer,
@@ -69,7 +70,9 @@ UNIT_PRICES: dict[str, dict[str, int]] = {
     "P-600": {"usd": 5_900, "eur": 5_500},
 }
 """Unit amounts in minor units, by ERP product code and currency."""
-EUR_CUSTOMERS = frozenset(f"C-{n:03d}" for n in range(7, CUSTOMERS + 1))
+EUR_CUSTOMERS = frozenset(
+    code for code in (f"C-{n:03d}" for n in range(1, CUSTOMERS + 1)) if home_company(code).currency == "EUR"
+)
 """ERP customers billed in EUR; the others are billed in USD."""
 SEND_INVOICE_CUSTOMERS = frozenset(f"C-{n:03d}" for n in range(9, CUSTOMERS + 1))
 """ERP customers invoiced ``send_invoice`` (net 30); the others are charged automatically."""
