@@ -54,7 +54,16 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 
-TABLES = {"alembic_version", "audit_events", "dead_letters", "exceptions", "reconciliations", "runs"}
+TABLES = {
+    "alembic_version",
+    "audit_events",
+    "dead_letters",
+    "event_states",
+    "exceptions",
+    "reconciliations",
+    "runs",
+    "source_events",
+}
 
 
 @pytest.fixture
@@ -165,7 +174,7 @@ async def test_migrations_build_the_models_schema_and_run_once(ledger_url: str) 
             if isinstance(constraint, CheckConstraint)
         }
         version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
-    assert version == "0001"
+    assert version == "0002"
     # Opening again finds the schema current: no error, same version.
     async with await Ledger.open(ledger_url) as ledger, ledger.engine.connect() as connection:
         assert await connection.scalar(text("SELECT count(*) FROM alembic_version")) == 1
@@ -218,7 +227,7 @@ def test_replica_processes_starting_together_migrate_once(ledger_url: str) -> No
         finally:
             blocker.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
         assert [replica.wait(30) for replica in replicas] == [0, 0, 0]
-        assert blocker.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert blocker.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
 
 
 async def test_concurrent_opens_in_one_process_both_succeed(ledger_url: str) -> None:
@@ -356,7 +365,9 @@ async def test_audit_events_bulk_insert_and_trace_order(ledger: Ledger, store: L
     began = time.perf_counter()
     assert await store.add_audit_events([*shuffled[:2500], other, *shuffled[2500:]]) == 5001
     elapsed = time.perf_counter() - began
-    assert elapsed < 1.0, f"5,000 audit events took {elapsed:.3f} s"
+    # One multi-row insert takes a few hundred milliseconds; a row at a time, tens of seconds. The bound
+    # tells the two apart with room for a loaded CI machine.
+    assert elapsed < 3.0, f"5,000 audit events took {elapsed:.3f} s"
 
     trace = await store.trace("trace-bulk")
     assert len(trace) == 5000
