@@ -87,6 +87,8 @@ def assert_struct_fits_schema(struct: type[msgspec.Struct], layer: str, name: st
         (system_client.Source, "Source"),
         (system_client.SourceHealth, "SourceHealth"),
         (system_client.SourcePage, "SourcePage"),
+        (system_client.BookingPage, "BookingPage"),
+        (system_client.SourceEventPage, "BillingEventPage"),
     ],
 )
 def test_system_client_structs_fit_the_system_spec(struct: type[msgspec.Struct], name: str) -> None:

@@ -1,4 +1,5 @@
-"""The committed specs in openapi/ are what the code generates, and the check catches drift."""
+"""The committed specs in openapi/ (the services' and the event contract) are what the code generates, and the
+check catches drift."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+from shared.events import FIELD, STREAMS
 from shared.layers import LAYERS
-from shared.openapi import write_or_check
+from shared.openapi import EVENTS_FILE, write_or_check
 from tests.support import REPO
 
 if TYPE_CHECKING:
@@ -65,3 +67,33 @@ def test_specs_are_openapi_3_1_with_pascal_case_operation_ids_and_documented_err
                 for status, response in operation["responses"].items():
                     if status.startswith(("4", "5")):
                         assert "application/problem+json" in response["content"], (layer, path, status)
+
+
+def test_check_fails_when_the_event_contract_drifts(tmp_path: Path) -> None:
+    specs = tmp_path / "openapi"
+    shutil.copytree(REPO / "openapi", specs)
+    contract = json.loads((specs / EVENTS_FILE).read_text())
+    del contract["$defs"]["SourceEvent"]["properties"]["dedupe_key"]
+    (specs / EVENTS_FILE).write_text(json.dumps(contract, indent=2, sort_keys=True) + "\n")
+    problems = write_or_check(specs, check=True)
+    assert len(problems) == 1
+    assert "events.json" in problems[0]
+    assert "dedupe_key" in problems[0]
+    (specs / EVENTS_FILE).unlink()
+    assert any("events.json" in problem for problem in write_or_check(specs, check=True))
+
+
+def test_the_event_contract_names_the_streams_the_entry_field_and_the_delivery_semantics() -> None:
+    contract = json.loads((REPO / "openapi" / EVENTS_FILE).read_text())
+    assert contract["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert contract["$ref"] == "#/$defs/SourceEvent"
+    assert contract["x-finsync-streams"] == STREAMS
+    assert contract["x-finsync-entry-field"] == FIELD
+    delivery = contract["x-finsync-delivery"]
+    assert delivery["guarantee"] == "at-least-once"
+    assert {"dedupe_key", "ordering_key", "back_pressure"} <= set(delivery)
+    event = contract["$defs"]["SourceEvent"]
+    assert {"id", "type", "source", "kind", "dedupe_key", "ordering_key", "occurred_at"} <= set(
+        event["required"]
+    )
+    assert {"BookingChange", "InvoiceChange", "EventType"} <= set(contract["$defs"])

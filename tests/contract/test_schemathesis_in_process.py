@@ -1,4 +1,8 @@
-"""Schemathesis against each service in-process (ASGI), with the committed configuration.
+"""Schemathesis against the process and experience services in-process (ASGI), with the committed configuration.
+
+The system layer's routes are covered in-process against its real sources by
+``tests/integration/test_system_schemathesis.py``, and live by
+``tests/e2e/test_schemathesis_live.py``.
 
 The app under test runs in-process but joins the live stack's trust domain: it
 verifies tokens from the stack's authorization server, and calls the layer
@@ -16,8 +20,7 @@ from schemathesis.config import SchemathesisConfig
 from experience_apis.app import create_app as create_experience_app
 from process_apis.app import create_app as create_process_app
 from shared.auth.local import read_local_secrets
-from system_apis.app import create_app as create_system_app
-from tests.support import REPO, closed_port
+from tests.support import REPO
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,18 +52,6 @@ def tokens(live_stack: LiveStack) -> dict[str, str]:
 
 
 @pytest.fixture
-def system_schema(
-    make_settings: Callable[..., Settings], live_stack: LiveStack
-) -> schemathesis.schemas.BaseSchema:
-    settings = make_settings(
-        sources={"erp-gone": {"kind": "http", "base_url": f"http://127.0.0.1:{closed_port()}"}},
-        auth=stack_auth(live_stack),
-        tiers=UNLIMITED,
-    )
-    return schemathesis.openapi.from_asgi("/schema/openapi.json", create_system_app(settings), config=CONFIG)
-
-
-@pytest.fixture
 def process_schema(
     make_settings: Callable[..., Settings], live_stack: LiveStack, ledger_url: str
 ) -> schemathesis.schemas.BaseSchema:
@@ -85,18 +76,12 @@ def experience_schema(
     )
 
 
-system = schemathesis.pytest.from_fixture("system_schema")
 process = schemathesis.pytest.from_fixture("process_schema")
 experience = schemathesis.pytest.from_fixture("experience_schema")
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-@system.parametrize()
-def test_system_in_process(case: Case, tokens: dict[str, str]) -> None:
-    case.call_and_validate(headers=bearer(tokens["system"]))
 
 
 @process.parametrize()
