@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from process_apis.clients.system import SystemClient
 from process_apis.controls.controller import ControlsController
+from process_apis.events.runtime import events_runtime
 from process_apis.flows.actuals_to_plan.controller import ActualsToPlanController
 from process_apis.flows.controller import FlowsController
 from process_apis.runtime import flows_runtime
@@ -45,5 +46,6 @@ def create_app(
             get_system_health,
         ],
         below=LayerBelow("system", SystemClient, system_transport),
-        resources=[flows_runtime],
+        # The event path uses the ledger that flows_runtime opens, so it opens after it.
+        resources=[flows_runtime, events_runtime],
     )

@@ -39,7 +39,7 @@ from shared.request import FinsyncRequest
 from shared.schema_plugins import StrictStructSchemaPlugin
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
     from contextlib import AbstractAsyncContextManager
 
     import httpx
@@ -164,7 +164,9 @@ async def _access_lifespan(app: Litestar, access: AccessControl) -> AsyncIterato
             await revocations.stop()
 
 
-def _openapi(title: str, description: str, settings: Settings) -> OpenAPIConfig:
+def _openapi(
+    title: str, description: str, settings: Settings, schemes: Mapping[str, SecurityScheme]
+) -> OpenAPIConfig:
     token_url = settings.auth.token_url or f"{settings.auth.issuer}/oauth/token"
     return OpenAPIConfig(
         title=title,
@@ -179,7 +181,8 @@ def _openapi(title: str, description: str, settings: Settings) -> OpenAPIConfig:
                     type="oauth2",
                     description="OAuth 2.0 client credentials; JWT access tokens (RFC 9068) for this service's audience.",
                     flows=OAuthFlows(client_credentials=OAuthFlow(token_url=token_url, scopes=dict(SCOPES))),
-                )
+                ),
+                **schemes,
             }
         ),
     )
@@ -195,6 +198,7 @@ def create_service(
     below: LayerBelow | None = None,
     resources: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
     resource_server: bool = True,
+    security_schemes: Mapping[str, SecurityScheme] | None = None,
 ) -> Litestar:
     """Build one layer's Litestar app.
 
@@ -208,6 +212,8 @@ def create_service(
         resources: Async context managers opened after Redis and the layer below, closed before them.
         resource_server: Require bearer tokens (per ``settings.auth``); False only for the
             authorization server itself, whose endpoints authenticate clients their own way.
+        security_schemes: OpenAPI security schemes besides ``oauth2``, for public operations that
+            authenticate their callers their own way (a webhook's signature).
     """
     metrics = HttpMetrics(name) if settings.metrics.enabled else None
     access_log = AccessLog(name) if settings.log.access and settings.log.level in ("DEBUG", "INFO") else None
@@ -237,7 +243,7 @@ def create_service(
         lifespan=[lifespan],
         request_class=FinsyncRequest,
         plugins=[problems_plugin(), StrictStructSchemaPlugin()],
-        openapi_config=_openapi(title, description, settings),
+        openapi_config=_openapi(title, description, settings, security_schemes or {}),
         # Operations that take an Idempotency-Key carry their own middleware, inside this one,
         # so keys are scoped by the client that auth has verified and other routes pay nothing.
         middleware=[DefineMiddleware(AuthMiddleware, access=access)] if access.active else [],

@@ -24,6 +24,8 @@ __all__ = (
     "ActualsToPlanSettings",
     "AnaplanSourceConfig",
     "ClientSettings",
+    "EventConsumerSettings",
+    "EventSettings",
     "FlowsSettings",
     "HttpSettings",
     "HttpSourceConfig",
@@ -232,6 +234,10 @@ class GeneratedSourceConfig(_Base, tag="generated", tag_field="kind"):
             raise ValueError(f"{self.periods} periods from {self.first_period} leave the year")
 
 
+OrganizationId = Annotated[str, Meta(pattern=r"^00D[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?$")]
+"""A Salesforce org id: ``00D`` and 12 more characters, or 15 more (the 18-character form)."""
+
+
 class SalesforceSourceConfig(_Base, tag="salesforce", tag_field="kind"):
     """A Salesforce org (the CRM), reached over its REST API as a connected app's integration user."""
 
@@ -273,6 +279,15 @@ class SalesforceSourceConfig(_Base, tag="salesforce", tag_field="kind"):
     """Calls in flight at once against the org."""
     mapping: str = "salesforce/v1"
     """Version of the mapping rules, recorded on every record."""
+    outbound_token: str | None = None
+    """The secret path token of the outbound-message listener
+    (``/v1/crm/{source}/outbound-messages/{token}``); prefer ``outbound_token_file``. Neither set: the
+    listener refuses every call."""
+    outbound_token_file: str | None = None
+    """File holding the outbound-message path token."""
+    organization_id: OrganizationId | None = None
+    """The org's id (``00D…``, 15 or 18 characters): outbound messages from another org are refused. Unset:
+    not checked (the path token alone admits a call)."""
     description: str = ""
     """Free text shown in listings."""
 
@@ -311,6 +326,14 @@ class StripeSourceConfig(_Base, tag="stripe", tag_field="kind"):
     """The legal entity that bills in each currency (``{USD = "FS-US", EUR = "FS-EU"}``): the entity of an
     invoice that carries no ``legal_entity`` metadata (one made outside finsync), and the only entity an
     invoice in that currency may be created for. Empty: such invoices have no entity."""
+    webhook_secrets: list[str] = msgspec.field(default_factory=list)
+    """Webhook endpoint secrets (``whsec_…``) a ``Stripe-Signature`` may be made with; prefer
+    ``webhook_secret_files``. Several while a secret is rotated: a signature by any of them is accepted.
+    Neither set: the webhook route refuses every delivery."""
+    webhook_secret_files: list[str] = msgspec.field(default_factory=list)
+    """Files each holding one webhook endpoint secret (read at each delivery, so a rotation needs no restart)."""
+    webhook_tolerance: Annotated[int, Meta(ge=1, le=86400)] = 300
+    """Seconds a signature's timestamp may be away from now; an older delivery is a replay (Stripe: 300)."""
     description: str = ""
     """Free text shown in listings."""
 
@@ -537,6 +560,54 @@ class IdempotencySettings(_Base):
     """Seconds an unfinished request holds its key before another may run."""
 
 
+class EventSettings(_Base):
+    """Pushes from sources (webhooks, outbound messages) turned into events on the published streams."""
+
+    max_backlog: Annotated[int, Meta(ge=1)] = 10_000
+    """Entries a source kind's stream may hold (``XLEN``: the consumer deletes what it has acknowledged);
+    at or past it, pushes are turned away (503) and the source retries later."""
+    dedupe_window: Annotated[int, Meta(ge=60)] = 7 * 86400
+    """Seconds a pushed event's ``dedupe_key`` is remembered: a delivery repeated within it is acknowledged
+    and not appended again. Longer than the sources retry (Stripe: 3 days, Salesforce: 24 hours)."""
+    retry_after: Annotated[int, Meta(ge=1, le=3600)] = 5
+    """``Retry-After`` seconds of a push turned away."""
+
+
+class EventConsumerSettings(_Base):
+    """The process layer's consumption of the system layer's event streams, and its catch-up sweep.
+
+    Consumption is always on: an idle stream costs one blocked read per second.
+    The sweep runs only for the sources listed here, on ``sweep_schedule``.
+    """
+
+    group: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]{0,62}$")] = "process"
+    """The consumer group every replica joins on each stream."""
+    batch: Annotated[int, Meta(ge=1, le=1000)] = 100
+    """Stream entries read at once."""
+    claim_after: Annotated[float, Meta(gt=0)] = 60.0
+    """Seconds an entry or an event job may stay unacknowledged before another consumer claims it."""
+    attempts: Annotated[int, Meta(ge=1, le=50)] = 5
+    """Tries of an event's handlers before the event goes to the dead letters in the ledger."""
+    backoff: Annotated[float, Meta(ge=0)] = 1.0
+    """Base of the exponential backoff between tries, in seconds; full jitter."""
+    backoff_max: Annotated[float, Meta(gt=0)] = 300.0
+    """Longest wait before a retry, in seconds."""
+    concurrency: Annotated[int, Meta(ge=1, le=64)] = 8
+    """Event jobs one process runs at once."""
+    sweep_schedule: str = "*/5 * * * *"
+    """Cron expression (UTC, five fields) of the catch-up sweep; it fires on one replica per tick."""
+    crm_sources: list[str] = msgspec.field(default_factory=list)
+    """CRM sources the sweep reads bookings of (``GET /v1/crm/{source}/bookings``)."""
+    billing_sources: list[str] = msgspec.field(default_factory=list)
+    """Billing sources the sweep reads events of (``GET /v1/billing/{source}/events``)."""
+    sweep_since: Duration = "1d"
+    """How far back the first sweep of a source reads; later sweeps go on from where the last one ended."""
+    sweep_overlap: Annotated[float, Meta(ge=0)] = 300.0
+    """Seconds each billing sweep reads again before the newest event it saw (late commits; dedupe absorbs)."""
+    metrics_interval: Annotated[float, Meta(gt=0)] = 15.0
+    """Seconds between samples of stream depth, pending entries and lag for ``/metrics``."""
+
+
 class Settings(_Base):
     """Everything a finsync process can be configured with."""
 
@@ -592,6 +663,10 @@ class Settings(_Base):
     """The process layer's flows."""
     workbench: WorkbenchSettings = msgspec.field(default_factory=WorkbenchSettings)
     """The planner's workbench."""
+    events: EventSettings = msgspec.field(default_factory=EventSettings)
+    """Pushed source events and their streams."""
+    event_consumer: EventConsumerSettings = msgspec.field(default_factory=EventConsumerSettings)
+    """The process layer's consumption of the event streams, and its catch-up sweep."""
 
     def below_url(self, layer: LayerName) -> str:
         """Base URL of ``layer``, from its explicit setting or the local port table."""

@@ -22,6 +22,16 @@ declares the local ERP as the source ``erp`` (kind ``tryton``), the planning
 sandbox as the source ``planning`` (kind ``anaplan``), the CRM sandbox as ``crm``
 (kind ``salesforce``) and the billing sandbox as ``billing`` (kind ``stripe``),
 unless the user's configuration declares a source with that id.
+
+The sandboxes push their changes to the system layer, as their vendors would:
+the CRM sandbox's outbound messages go to
+``/v1/crm/crm/outbound-messages/{token}`` (the token generated once into
+``{data_dir}/crm-sandbox/outbound-token``, mode 0600, and declared on the
+``crm`` source with the sandbox's org id), and the billing sandbox's webhooks
+to ``/v1/billing/billing/webhooks``, signed with the secret it generates in
+``{data_dir}/billing-sandbox/webhook_secret``, which the ``billing`` source
+reads. The sandboxes start before the system layer; both retry a delivery that
+finds nothing listening.
 """
 
 from __future__ import annotations
@@ -61,6 +71,8 @@ __all__ = (
     "StackError",
 )
 
+_PUSH_FLAGS = {"crm-sandbox": "--listener-url", "billing-sandbox": "--webhook-url"}
+"""The ``finsync serve`` flag that tells each pushing sandbox where to push."""
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 ERP_SOURCE = "erp"
@@ -165,25 +177,50 @@ class Stack:
             "description": "the local planning SANDBOX, Anaplan-shaped (finsync up), not Anaplan",
         }
 
+    @property
+    def outbound_token_path(self) -> Path:
+        """The CRM sandbox's listener token file, ``{data_dir}/crm-sandbox/outbound-token``."""
+        return self.data_dir / "crm-sandbox" / "outbound-token"
+
+    @property
+    def webhook_secret_path(self) -> Path:
+        """The billing sandbox's webhook secret file (the sandbox generates it when it has webhook URLs)."""
+        return self.data_dir / "billing-sandbox" / "webhook_secret"
+
+    def push_url(self, sandbox: str) -> str:
+        """Where ``crm-sandbox`` or ``billing-sandbox`` pushes its changes: the system layer's push route."""
+        system = self.settings.below_url("system")
+        if sandbox == "crm-sandbox":
+            # The same generator as the sandboxes' own secrets: created once, mode 0600, URL-safe characters.
+            billing = importlib.import_module(BILLING_SANDBOX_CONFIG)
+            token = billing.ensure_secret(self.outbound_token_path, "").read_text(encoding="utf-8").strip()
+            return f"{system}/v1/crm/{CRM_SOURCE}/outbound-messages/{token}"
+        return f"{system}/v1/billing/{BILLING_SOURCE}/webhooks"
+
     def _crm_source(self) -> dict[str, str]:
-        """The ``[sources.crm]`` table of ``stack.toml``: the CRM sandbox's connected app, client credentials."""
+        """The ``[sources.crm]`` table of ``stack.toml``: the CRM sandbox's connected app, client credentials,
+        and its outbound messages' listener token and org."""
         config = importlib.import_module(CRM_SANDBOX_CONFIG)
         return {
             "kind": "salesforce",
             "login_url": self.sandbox_url("crm-sandbox"),
             "client_id": config.DEFAULT_CLIENT_ID,
             "client_secret_file": str(self.data_dir / "crm-sandbox" / "client-secret"),
+            "outbound_token_file": str(self.outbound_token_path),
+            "organization_id": config.CrmSandboxConfig().organization_id,
             "description": "the local CRM SANDBOX, Salesforce-shaped (finsync up), not Salesforce",
         }
 
     def _billing_source(self) -> dict[str, Any]:
-        """The ``[sources.billing]`` table of ``stack.toml``: the billing sandbox with its test key; the ERP's
-        companies bill in their own currencies (FS-US in USD, FS-EU in EUR), as the sandbox is seeded."""
+        """The ``[sources.billing]`` table of ``stack.toml``: the billing sandbox with its test key and webhook
+        secret; the ERP's companies bill in their own currencies (FS-US in USD, FS-EU in EUR), as the sandbox
+        is seeded."""
         config = importlib.import_module(BILLING_SANDBOX_CONFIG)
         return {
             "kind": "stripe",
             "url": self.sandbox_url("billing-sandbox"),
             "secret_key_file": str(config.local_secret_key_path(self.data_dir)),
+            "webhook_secret_files": [str(self.webhook_secret_path)],
             "entity_by_currency": {"USD": "FS-US", "EUR": "FS-EU"},
             "description": "the local billing SANDBOX, Stripe-shaped (finsync up), not Stripe",
         }
@@ -234,6 +271,10 @@ class Stack:
                     PLANNING_SOURCE: self._planning_source(),
                     CRM_SOURCE: self._crm_source(),
                     BILLING_SOURCE: self._billing_source(),
+                },
+                # The catch-up sweep reads the sandboxes' change feeds: what a push lost still arrives.
+                sections={
+                    "event_consumer": {"crm_sources": [CRM_SOURCE], "billing_sources": [BILLING_SOURCE]}
                 },
             )
         except SettingsError as exc:
@@ -327,6 +368,8 @@ class Stack:
         log = logs / f"{sandbox}.log"
         port = getattr(self.settings.ports, sandbox.replace("-", "_"))
         args = ["serve", sandbox, "--host", self.settings.host, "--port", str(port)]
+        if sandbox in _PUSH_FLAGS:
+            args += [_PUSH_FLAGS[sandbox], self.push_url(sandbox)]
         child = _Child(sandbox, self._spawn(args, env, log), self.sandbox_url(sandbox), log)
         self.children.append(child)
         self._wait_ready(child, _answers_sandbox)

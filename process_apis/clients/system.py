@@ -9,7 +9,7 @@ checks these against the committed spec.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -18,6 +18,7 @@ import msgspec
 
 from shared import errors
 from shared.canonical import (
+    Booking,
     FiscalPeriod,
     LegalEntity,
     Load,
@@ -28,13 +29,22 @@ from shared.canonical import (
     decode,
     encode,
 )
+from shared.events import SourceEvent
 from shared.http_client import NDJSON, LayerClient, Probe
 from shared.pagination import Page
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-__all__ = ("BalanceLine", "Source", "SourceHealth", "SourcePage", "SystemClient")
+__all__ = (
+    "BalanceLine",
+    "BookingPage",
+    "Source",
+    "SourceEventPage",
+    "SourceHealth",
+    "SourcePage",
+    "SystemClient",
+)
 
 T = TypeVar("T")
 
@@ -88,6 +98,21 @@ class FiscalPeriodPage(Page[FiscalPeriod], kw_only=True):
 
 class PlanningMemberPage(Page[PlanningMember], kw_only=True):
     """A page of ``ListPlanningMembers``."""
+
+
+class BookingPage(Page[Booking], kw_only=True):
+    """A page of ``ListBookings``: the last page of a read carries its ``sync_cursor``."""
+
+    sync_cursor: str | None = None
+    """Pass as ``cursor`` later to read what changed since this read."""
+
+
+class SourceEventPage(Page[SourceEvent], kw_only=True):
+    """A page of ``ListBillingEvents``: the published events, as the sweep finds them."""
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class SystemClient(LayerClient):
@@ -165,6 +190,32 @@ class SystemClient(LayerClient):
         """``GetPlanningLoad``."""
         path = f"/v1/planning/{source}/loads/{load_id}"
         return self._decoded(await self.request("GET", path), Load, path)
+
+    # -- changes, for the catch-up sweep -------------------------------------------------------------
+
+    async def booking_changes(
+        self, source: str, *, cursor: str | None = None, modified_since: datetime | None = None
+    ) -> BookingPage:
+        """One page of ``ListBookings``: from ``cursor`` (a ``next_cursor`` or ``sync_cursor``), or a new read
+        from ``modified_since``."""
+        params: dict[str, str | int] = {"limit": self.page_size}
+        if cursor is not None:
+            params["cursor"] = cursor
+        elif modified_since is not None:
+            params["modified_since"] = _rfc3339(modified_since)
+        path = f"/v1/crm/{source}/bookings"
+        return self._decoded(await self.request("GET", path, params=params), BookingPage, path)
+
+    async def billing_events(
+        self, source: str, *, created_since: datetime, cursor: str | None = None
+    ) -> SourceEventPage:
+        """One page of ``ListBillingEvents``: the source's events created since ``created_since``, as the
+        webhook would have pushed them (``via="sweep"``, the same ids and dedupe keys)."""
+        params: dict[str, str | int] = {"limit": self.page_size, "created_since": _rfc3339(created_since)}
+        if cursor is not None:
+            params["cursor"] = cursor
+        path = f"/v1/billing/{source}/events"
+        return self._decoded(await self.request("GET", path, params=params), SourceEventPage, path)
 
     # -- plumbing ----------------------------------------------------------------------------------
 

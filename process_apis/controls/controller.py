@@ -2,7 +2,9 @@
 
 Lists are newest first and cursor-paged (the cursor is the last item's id).
 Replaying an exception re-runs its whole slice; replaying a dead letter starts a
-new run with the parameters of the run it carried.
+new run with the parameters of the run it carried. For the event path (flow
+``source-events``) either replay runs the event's handlers again, and the run it
+answers reports how that went.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import msgspec
 from litestar import Controller, Response, get, patch, post
 from litestar.params import FromPath, JSONBody, Parameter
 
+from process_apis.events.consumer import EVENTS_FLOW
+from process_apis.events.intake import EVENT_JOB
 from process_apis.flows.actuals_to_plan.controller import run_accepted
 from process_apis.flows.actuals_to_plan.runner import FLOW, RunParams
 from process_apis.ledger.records import (
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 
     from litestar.datastructures import State
 
+    from process_apis.events.runtime import EventPath
     from process_apis.flows.actuals_to_plan.job import ActualsToPlan
     from process_apis.ledger.store import LedgerStore
 
@@ -144,6 +149,17 @@ async def _rerun(state: State, params: dict[str, object], **changes: object) -> 
     return await flow.start(run_params, actor=actor, trace_id=trace_id, trigger="replay")
 
 
+async def _replay_event(state: State, event_id: object) -> Response[Run]:
+    """A run that replays one event of the inbox (202, `Location`: the run)."""
+    events: EventPath = state.events
+    actor, trace_id = _actor()
+    try:
+        run = await events.processor.replay(str(event_id), actor=actor, trace_id=trace_id)
+    except LookupError as exc:
+        raise ConflictError(str(exc)) from exc
+    return Response(run, status_code=202, headers={"Location": f"/v1/runs/{run.id}"})
+
+
 class ControlsController(Controller):
     """The control ledger."""
 
@@ -167,6 +183,20 @@ class ControlsController(Controller):
         """Runs of every flow, newest first, with their status, step, progress, counts and result."""
         runs = await _store(state).list_runs(flow=flow, status=status, limit=limit, after_id=_after(cursor))
         return RunPage(items=runs, next_cursor=_next(runs, limit, runs[-1].id) if runs else None)
+
+    @get(
+        "/v1/runs/{run_id:str}",
+        operation_id="GetRun",
+        summary="Get a run of any flow",
+        responses=READ_ERRORS,
+        **requires("flows:read"),
+    )
+    async def get_run(self, state: State, run_id: FromPath[IdPath]) -> Run:
+        """One run of any flow (a replay of an event, say): its status, counts, result and error."""
+        run = await _store(state).get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"no run {run_id!r}", field="run_id")
+        return run
 
     @get(
         "/v1/audit/traces/{trace_id:str}",
@@ -257,11 +287,14 @@ class ControlsController(Controller):
         **requires("flows:run"),
     )
     async def replay_exception(self, state: State, exception_id: FromPath[IdPath]) -> Response[Run]:
-        """Start a run over the whole entity-period slice of the exception (202, `Location`: the run)."""
+        """Start a run over the whole entity-period slice of the exception, or, for an event, run its handlers
+        again (202, `Location`: the run)."""
         store = _store(state)
         case = await store.get_exception(exception_id)
         if case is None:
             raise NotFoundError(f"no exception {exception_id!r}", field="exception_id")
+        if case.flow == EVENTS_FLOW and "event_id" in case.detail:
+            return await _replay_event(state, case.detail["event_id"])
         if case.flow != FLOW or case.slice_key is None or case.run_id is None:
             raise ConflictError("only an actuals-to-plan exception of a slice can be replayed")
         run = await store.get_run(case.run_id)
@@ -305,7 +338,8 @@ class ControlsController(Controller):
         **requires("flows:run"),
     )
     async def replay_dead_letter(self, state: State, dead_letter_id: FromPath[IdPath]) -> Response[Run]:
-        """Start a new run with the parameters of the run the dead letter carried (202); it is marked replayed."""
+        """Start a new run with the parameters of the run the dead letter carried, or, for an event, run its
+        handlers again (202); it is marked replayed."""
         store = _store(state)
         letter = await store.get_dead_letter(dead_letter_id)
         if letter is None:
@@ -314,6 +348,10 @@ class ControlsController(Controller):
             raise ConflictError(
                 f"dead letter {dead_letter_id} was replayed already (run {letter.replay_run_id})"
             )
+        if letter.job_kind == EVENT_JOB:
+            answer = await _replay_event(state, letter.payload.get("event_id"))
+            await store.mark_dead_letter_replayed(dead_letter_id, answer.content.id)
+            return answer
         run = await store.get_run(str(letter.payload.get("run_id", "")))
         if run is None:
             raise ConflictError(f"dead letter {dead_letter_id} carries no run that can be replayed")

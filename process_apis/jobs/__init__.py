@@ -1,7 +1,9 @@
 """Durable work across replicas: a Redis stream with one consumer group, retries, dead letters, locks, cron.
 
-Every flow runs its work through this package: scheduled runs now, event
-consumption later.
+Every flow runs its work through this package: scheduled and on-demand runs,
+and the handling of source events (:mod:`process_apis.events` runs a queue of
+its own, prefix ``finsync:process:events:jobs``, so events never wait behind a
+long run).
 
 - :mod:`~process_apis.jobs.queue`: :class:`JobQueue` enqueues :class:`Job`\\ s
   (deduplicated by business identity) into ``{prefix}:stream``.

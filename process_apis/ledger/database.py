@@ -26,6 +26,7 @@ from alembic.config import Config
 from sqlalchemy import func, make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from process_apis.ledger.inbox import EventInbox
 from process_apis.ledger.store import LedgerStore
 from shared.errors import SettingsError
 from shared.postgres import EmbeddedPostgres, create_database, database_exists, database_url
@@ -202,6 +203,8 @@ class Ledger:
     """Sessions on the ledger; most code uses :attr:`store` instead."""
     store: LedgerStore
     """The operations the rest of the process layer uses."""
+    inbox: EventInbox
+    """The event inbox and the newest state per business object."""
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 5, migrate_schema: bool = True) -> Ledger:
@@ -219,7 +222,7 @@ class Ledger:
             raise
         # Records are built inside each operation, so nothing reads an expired attribute after commit.
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        return cls(engine=engine, sessions=sessions, store=LedgerStore(sessions))
+        return cls(engine=engine, sessions=sessions, store=LedgerStore(sessions), inbox=EventInbox(sessions))
 
     async def ping(self) -> None:
         """Raise unless the database answers a query (for readiness probes)."""

@@ -39,6 +39,7 @@ from process_apis.ledger.records import (
     RunStatus,
     RunStep,
     RunTrigger,
+    SourceEventStatus,
 )
 
 __all__ = (
@@ -46,9 +47,11 @@ __all__ = (
     "AuditEventRow",
     "Base",
     "DeadLetterRow",
+    "EventStateRow",
     "ExceptionRow",
     "ReconciliationRow",
     "RunRow",
+    "SourceEventRow",
 )
 
 AMOUNT = Numeric(28, 6, asdecimal=True)
@@ -321,3 +324,67 @@ class ReconciliationRow(Base):
     """``matched`` or ``mismatched``."""
     at: Mapped[datetime] = mapped_column(server_default=_NOW)
     """When it was compared."""
+
+
+class SourceEventRow(Base):
+    """The inbox: each source event once, by id and by dedupe key, with where its handling stands."""
+
+    __tablename__ = "source_events"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", SourceEventStatus), name="status"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        # A pushed and a swept delivery of one change have different ids and the same key.
+        Index("uq_source_events_dedupe_key", "dedupe_key", unique=True),
+        Index("ix_source_events_ordering_key", "ordering_key"),
+        Index("ix_source_events_status_recorded_at", "status", "recorded_at"),
+    )
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    """The event's id."""
+    dedupe_key: Mapped[str]
+    """Equal for every delivery of one change."""
+    ordering_key: Mapped[str]
+    """The business object it is about."""
+    type: Mapped[str]
+    """What happened."""
+    source: Mapped[str]
+    """The configured source."""
+    kind: Mapped[str]
+    """The source's kind."""
+    via: Mapped[str]
+    """``push`` or ``sweep``."""
+    occurred_at: Mapped[datetime]
+    """When the source made the change."""
+    received_at: Mapped[datetime]
+    """When the system layer accepted it."""
+    payload: Mapped[dict[str, Any]]
+    """The event as JSON."""
+    status: Mapped[str] = mapped_column(server_default="received")
+    """``received``, ``processed``, ``failed`` or ``dead``."""
+    attempts: Mapped[int] = mapped_column(server_default=text("0"))
+    """Runs of its handlers so far."""
+    last_error: Mapped[str | None]
+    """The last failure."""
+    recorded_at: Mapped[datetime] = mapped_column(server_default=_NOW)
+    """When the process layer recorded it."""
+    processed_at: Mapped[datetime | None]
+    """When its handlers finished."""
+
+
+class EventStateRow(Base):
+    """The newest state seen of each business object, by ``occurred_at``: a late older event changes nothing."""
+
+    __tablename__ = "event_states"
+
+    ordering_key: Mapped[str] = mapped_column(primary_key=True)
+    """The business object."""
+    event_id: Mapped[str]
+    """The event that carried this state."""
+    type: Mapped[str]
+    """Its type."""
+    occurred_at: Mapped[datetime]
+    """When the source made that change."""
+    state: Mapped[dict[str, Any]]
+    """The object as the event carried it."""
+    updated_at: Mapped[datetime] = mapped_column(server_default=_NOW)
+    """When this row last changed."""

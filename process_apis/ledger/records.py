@@ -22,6 +22,7 @@ __all__ = (
     "AuditEventCreate",
     "AuditKind",
     "DeadLetter",
+    "EventState",
     "ExceptionCase",
     "ExceptionStatus",
     "LedgerRecord",
@@ -33,6 +34,8 @@ __all__ = (
     "RunStatus",
     "RunStep",
     "RunTrigger",
+    "SourceEventRecord",
+    "SourceEventStatus",
     "new_id",
     "payload_hash",
 )
@@ -47,6 +50,9 @@ AuditKind = Literal["intent", "outcome"]
 """An audit event is written before an effect (``intent``) and after it (``outcome``)."""
 ExceptionStatus = Literal["open", "assigned", "resolved"]
 """An exception's place in the queue; ``open`` and ``assigned`` are unresolved."""
+SourceEventStatus = Literal["received", "processed", "failed", "dead"]
+"""An inbox event's state: ``received`` until its handlers ran (``processed``), or it met a business failure
+(``failed``, in the exception queue) or failed every attempt (``dead``, in the dead letters)."""
 ReconciliationStatus = Literal["matched", "mismatched"]
 """Whether source and target agree to the cent."""
 
@@ -330,3 +336,55 @@ class Reconciliation(LedgerRecord, kw_only=True, frozen=True):
     """Whether the two agree."""
     at: datetime
     """When it was compared."""
+
+
+class SourceEventRecord(LedgerRecord, kw_only=True, frozen=True):
+    """One source event in the inbox: recorded once, however often it was delivered or swept."""
+
+    id: str
+    """The event's id (``SourceEvent.id``)."""
+    dedupe_key: str
+    """Equal for every delivery of one change; unique in the inbox."""
+    ordering_key: str
+    """The business object it is about."""
+    type: str
+    """What happened (``crm.booking.changed``)."""
+    source: str
+    """The configured source it came from."""
+    kind: str
+    """The source's kind (``crm``, ``billing``)."""
+    via: str
+    """``push`` or ``sweep``: how the first delivery arrived."""
+    occurred_at: datetime
+    """When the source made the change."""
+    received_at: datetime
+    """When the system layer accepted it."""
+    payload: dict[str, Any]
+    """The event as it travelled, JSON."""
+    status: SourceEventStatus
+    """``received``, ``processed``, ``failed`` or ``dead``."""
+    attempts: int
+    """Runs of its handlers so far."""
+    last_error: str | None
+    """The last failure, if any."""
+    recorded_at: datetime
+    """When the process layer recorded it."""
+    processed_at: datetime | None
+    """When its handlers finished."""
+
+
+class EventState(LedgerRecord, kw_only=True, frozen=True):
+    """The newest state seen of one business object, whatever order its events arrived in."""
+
+    ordering_key: str
+    """The business object (``crm:{source}:booking:{ref}``)."""
+    event_id: str
+    """The event that carried this state."""
+    type: str
+    """Its type."""
+    occurred_at: datetime
+    """When the source made that change; an event older than this never replaces it."""
+    state: dict[str, Any]
+    """The object as that event carried it (the booking or invoice), JSON."""
+    updated_at: datetime
+    """When this row last changed."""

@@ -181,12 +181,14 @@ def write_stack_config(
     secrets: dict[str, str],
     *,
     sources: Mapping[str, Mapping[str, Any]] | None = None,
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Path, list[str]]:
     """Write ``{data_dir}/stack.toml``: the user's configuration file plus the local clients and sources.
 
     ``sources`` are the sources the stack itself runs (the local ERP), each as its
     TOML keys; one whose id the user's configuration declares is left as the user
-    wrote it.
+    wrote it. ``sections`` are settings sections (``event_consumer``) the stack
+    sets for its own sources; a section the user's file has is left as written.
 
     Returns:
         The file written, and the local client ids the user's configuration already
@@ -215,6 +217,17 @@ def write_stack_config(
     if local_sources:
         parts.append("\n# Added by finsync up: the sources the local stack runs.\n")
         parts.extend("\n" + _source_table(source_id, values) for source_id, values in local_sources.items())
+    try:
+        declared = tomllib.loads(user_text)
+    except tomllib.TOMLDecodeError:
+        declared = {}  # reported below, with the whole file
+    local_sections = {name: values for name, values in (sections or {}).items() if name not in declared}
+    if local_sections:
+        parts.append("\n# Added by finsync up: settings for the sources the local stack runs.\n")
+        parts.extend(
+            f"\n[{name}]\n" + "".join(f"{key} = {_toml_value(value)}\n" for key, value in values.items())
+            for name, values in local_sections.items()
+        )
     text = "".join(parts)
     try:
         tomllib.loads(text)

@@ -2,8 +2,10 @@
 
 It runs after routing, so it knows the operation: handlers declare their scopes
 with :func:`requires` (which also documents them in OpenAPI), and public
-operations (health, problem pages, the schema, metrics when configured) carry
-``opt={"public": True}`` or live under ``/schema``. The verified
+operations (health, problem pages, the schema, metrics when configured, and the
+source push routes, which authenticate the push itself: a Stripe signature, a
+Salesforce listener's path token) carry ``opt={"public": True}`` or live under
+``/schema``. The verified
 :class:`~shared.auth.Principal` is kept in ``scope["auth"]`` for handlers,
 idempotency and the client for the layer below.
 

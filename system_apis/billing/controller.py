@@ -1,9 +1,11 @@
-"""``/v1/billing/{source}/...``: customers, invoices and payments of one billing source, in canonical terms.
+"""``/v1/billing/{source}/...``: customers, invoices, payments and invoice events of one billing source.
 
 Reads need ``billing:read``; writes need ``billing:write`` and an
 ``Idempotency-Key``. Invoices and payments list newest first, as the billing
 platform keeps them, and page with ``next_cursor``; amounts are decimal
-strings, converted exactly from the platform's minor units.
+strings, converted exactly from the platform's minor units. The events read is
+the catch-up sweep's: the same canonical events the webhooks push
+(:mod:`system_apis.billing.webhooks`), read from the platform's event log.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from shared.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, decode_cur
 from shared.problems import problem_responses
 from system_apis.billing.schemas import (
     BillingCustomerPage,
+    BillingEventPage,
     BillingInvoicePage,
     BillingPaymentPage,
     PayRequest,
@@ -313,6 +316,32 @@ class BillingController(Controller):
         409 with the platform's reason."""
         del idempotency_key
         return await _connector(state, source).void(invoice_id)
+
+    # ------------------------------------------------------------- events
+
+    @get(
+        "/events",
+        operation_id="ListBillingEvents",
+        summary="List the billing platform's invoice events, newest first (the catch-up read)",
+        responses=READ_ERRORS,
+        **requires("billing:read"),
+    )
+    async def list_events(
+        self,
+        state: State,
+        source: FromPath[SourcePath],
+        created_since: TimeQuery = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+    ) -> BillingEventPage:
+        """The platform's `invoice.*` events (it keeps 30 days of them), newest first, as the canonical events
+        its webhooks push: the same `id` and `dedupe_key`, with `via` `sweep`. Feed the ones the stream
+        missed into the same path. Types that make no event are left out, so a page may hold fewer than
+        `limit`; page on with `next_cursor` (keep `created_since`)."""
+        items, after = await _connector(state, source).events(
+            _unix(created_since, "created_since"), limit, _after(cursor, "event")
+        )
+        return BillingEventPage(items=items, next_cursor=_cursor(after))
 
     # ------------------------------------------------------------- payments
 

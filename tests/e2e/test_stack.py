@@ -7,7 +7,7 @@ import signal
 import stat
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -100,6 +100,8 @@ def test_a_signal_stops_every_process(tmp_path: Path, sig: int, erp: Erp) -> Non
     key = Path(billing["secret_key_file"]).read_text().strip()
     customers = httpx.get(f"{billing['url']}/v1/customers", auth=(key, ""), timeout=10)
     assert customers.status_code == 200, customers.text
+    # Both sandboxes push to the system layer, which verifies and acknowledges the pushes.
+    _pushes_reach_the_system_layer(urls["system"], crm, billing, key)
     # The local clients: secrets kept private, every child reading the merged config.
     assert stat.S_IMODE(local_secrets_path(data_dir).stat().st_mode) == 0o600
     assert set(tomllib.loads((data_dir / "stack.toml").read_text())["clients"]) == {
@@ -115,6 +117,31 @@ def test_a_signal_stops_every_process(tmp_path: Path, sig: int, erp: Erp) -> Non
     assert not _alive(postgres)
     assert not _alive(tryton)
     assert not (data_dir / "postgres" / "postmaster.pid").exists()  # a clean shutdown, not a crash
+
+
+def _pushes_reach_the_system_layer(
+    system: str, crm: dict[str, Any], billing: dict[str, Any], key: str
+) -> None:
+    """The billing sandbox's webhooks are acknowledged by the system layer; the CRM sandbox's outbound message
+    goes to the system layer's listener, under the token the ``crm`` source declares (mode 0600)."""
+    customers = httpx.get(f"{billing['url']}/v1/customers", auth=(key, ""), timeout=10).json()["data"]
+    invoice = httpx.post(
+        f"{billing['url']}/v1/invoices", data={"customer": customers[0]["id"]}, auth=(key, ""), timeout=10
+    )
+    assert invoice.status_code == 200, invoice.text
+
+    def acknowledged() -> bool:
+        attempts = httpx.get(f"{billing['url']}/sandbox/webhooks/deliveries", timeout=10).json()["attempts"]
+        return any(a["type"] == "invoice.created" and a["status"] == 200 for a in attempts)
+
+    assert wait_until(acknowledged, 30, interval=0.2), "the billing sandbox's webhook was not acknowledged"
+    token_file = Path(crm["outbound_token_file"])
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert crm["organization_id"].startswith("00D")
+    outbound = httpx.get(f"{crm['login_url']}/sandbox/outbound", timeout=10).json()
+    assert outbound["settings"]["listener_url"] == (
+        f"{system}/v1/crm/crm/outbound-messages/{token_file.read_text().strip()}"
+    )
 
 
 def test_killing_the_supervisor_takes_its_children_down(tmp_path: Path, erp: Erp) -> None:

@@ -29,7 +29,16 @@ from shared.canonical.fields import CODE_PATTERN
 from shared.errors import UpstreamContractError
 from system_apis.connectors.salesforce.wire import AccountRow, LineRow, OpportunityRow
 
-__all__ = ("MAPPING_VERSIONS", "booking", "customer", "customer_code", "money", "record_id", "status_of")
+__all__ = (
+    "MAPPING_VERSIONS",
+    "booking",
+    "customer",
+    "customer_code",
+    "entity_code",
+    "money",
+    "record_id",
+    "status_of",
+)
 
 MAPPING_VERSIONS = frozenset({"salesforce/v1"})
 """The mapping rules this module implements."""
@@ -173,6 +182,11 @@ def _rate(percent: Decimal | None) -> Decimal | None:
     if percent is None:
         return None
     return _plain(_plain(percent).scaleb(-2).normalize())
+
+
+def entity_code(value: str | None) -> str | None:
+    """The legal entity's code a field holds, when it fits a canonical code."""
+    return _code(value)
 
 
 def _code(value: str | None) -> str | None:

@@ -30,12 +30,14 @@ import re
 import time
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from shared.errors import BadRequestError, ConflictError, FinsyncError, NotFoundError
 from shared.http_client import Probe, elapsed_ms
 from system_apis.connectors.stripe import wire
 from system_apis.connectors.stripe.client import StripeClient, StripeRejectedError
+from system_apis.connectors.stripe.events import source_event
 from system_apis.connectors.stripe.invoicing import Created, create_invoice
 from system_apis.connectors.stripe.mapping import (
     BOOKING,
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     import httpx
 
     from shared.canonical import BillingInvoice, BillingInvoiceCreate, BillingPayment, Customer
+    from shared.events import SourceEvent
     from shared.settings import StripeSourceConfig
 
 __all__ = ("PAGE", "PRODUCTS_TTL", "STRIPE_IDS", "InvoiceFilter", "StripeConnector")
@@ -70,8 +73,9 @@ STRIPE_IDS: Final = {
     "invoice": re.compile(r"^in_[A-Za-z0-9]{1,200}$"),
     "customer": re.compile(r"^cus_[A-Za-z0-9]{1,200}$"),
     "payment": re.compile(r"^inpay_[A-Za-z0-9]{1,200}$"),
+    "event": re.compile(r"^evt_[A-Za-z0-9]{1,200}$"),
 }
-"""The shape of a Stripe id of each kind of record (``in_…``, ``cus_…``, ``inpay_…``)."""
+"""The shape of a Stripe id of each kind of record (``in_…``, ``cus_…``, ``inpay_…``, ``evt_…``)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,13 @@ class StripeConnector:
     def key(self, operation: str, business_key: str) -> str:
         """The ``Idempotency-Key`` of one business operation: the same on every try, by any replica."""
         return f"finsync:{self.source}:{operation}:{business_key}"
+
+    def source_event(
+        self, event: wire.Event, received_at: datetime, via: Literal["push", "sweep"] = "push"
+    ) -> SourceEvent | None:
+        """The canonical event of a Stripe event (a delivery or a listed one); ``None`` for a type that makes
+        none."""
+        return source_event(self.rules, event, received_at, via)
 
     def create_lock(self, external_ref: str) -> asyncio.Lock:
         """One create per business key at a time in this process (across replicas, Stripe's key holds)."""
@@ -409,6 +420,19 @@ class StripeConnector:
             f"/v1/invoice_payments/{ref}", wire.InvoicePayment, {"expand": ["invoice.customer"]}
         )
         return payment_record(self.rules, found)
+
+    # -- events --------------------------------------------------------------------------------------------
+
+    async def events(
+        self, created_gte: int | None, limit: int, after: str | None
+    ) -> tuple[list[SourceEvent], str | None]:
+        """The canonical events of up to ``limit`` of Stripe's ``invoice.*`` events after the event ``after``,
+        newest first (those of a type that makes no event left out), and the event id to page on from."""
+        params: dict[str, Any] = {"type": "invoice.*", "created": {"gte": created_gte}}
+        found, after = await self.page("/v1/events", wire.EventList, params, limit, after)
+        now = datetime.now(UTC)
+        events = (self.source_event(event, now, "sweep") for event in found)
+        return [event for event in events if event is not None], after
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -15,6 +15,9 @@ __all__ = (
     "CustomerList",
     "CustomerSearch",
     "ErrorAnswer",
+    "Event",
+    "EventData",
+    "EventList",
     "Invoice",
     "InvoiceItem",
     "InvoiceList",
@@ -235,4 +238,30 @@ class InvoicePaymentList(_Wire, kw_only=True):
     """A page of ``/v1/invoice_payments``."""
 
     data: list[InvoicePayment]
+    has_more: bool
+
+
+class EventData(_Wire, kw_only=True):
+    """``data`` of an event: the object as it was when the event happened (decoded later, by its type)."""
+
+    object: msgspec.Raw
+    """The object's JSON, kept raw: only the types finsync maps are decoded."""
+
+
+class Event(_Wire, kw_only=True):
+    """An event (``evt_…``), as ``/v1/events`` lists it and as a webhook delivers it."""
+
+    id: str
+    type: str
+    """``invoice.paid``, ``customer.created``, ..."""
+    created: int
+    """When it happened (Unix seconds)."""
+    data: EventData
+    livemode: bool = False
+
+
+class EventList(_Wire, kw_only=True):
+    """A page of ``/v1/events``."""
+
+    data: list[Event]
     has_more: bool
