@@ -4,7 +4,8 @@ Gauges are sampled from Redis every ``metrics_interval`` seconds (a scrape
 cannot wait on Redis): per stream its depth (``XLEN``; the consumer deletes
 what it acknowledged, so this is the backlog), its pending entries
 (``XPENDING``: read and not yet acknowledged) and the group's lag (``XINFO
-GROUPS``, Redis 7 or later; absent on older servers), and the event job
+GROUPS`` on Redis 7 or later; before it, the depth less the pending entries,
+which is the same figure since acknowledged entries are deleted), and the event job
 queue's depth and waiting retries. Counters count as things happen.
 
 In multiprocess mode every worker samples the same Redis, so the gauges keep
@@ -55,7 +56,7 @@ class EventMetrics:
         )
         self.stream_lag = _gauge(
             "finsync_event_stream_lag",
-            "Entries of an event stream the consumer group has not read yet (XINFO GROUPS lag, Redis >= 7).",
+            "Entries of an event stream the consumer group has not read yet.",
             ("stream",),
             registry,
         )
@@ -118,7 +119,8 @@ class EventMetrics:
             logger.warning("sampling the event metrics failed: %s", exc)
 
     async def _sample_stream(self, redis: aioredis.Redis, stream: str, group: str) -> None:
-        self.stream_length.labels(stream).set(await redis.xlen(stream))
+        length = await redis.xlen(stream)
+        self.stream_length.labels(stream).set(length)
         try:
             groups: list[dict[str, Any]] = await redis.xinfo_groups(stream)
         except ResponseError:
@@ -127,7 +129,9 @@ class EventMetrics:
             name = info.get("name")
             if (name.decode() if isinstance(name, bytes) else name) != group:
                 continue
-            self.stream_pending.labels(stream).set(int(info.get("pending") or 0))
+            pending = int(info.get("pending") or 0)
+            self.stream_pending.labels(stream).set(pending)
             lag = info.get("lag")
-            if lag is not None:
-                self.stream_lag.labels(stream).set(int(lag))
+            # Before Redis 7 there is no ``lag``; as acknowledged entries are deleted, the stream holds exactly
+            # the pending entries and those not read yet, so the difference is the lag.
+            self.stream_lag.labels(stream).set(int(lag) if lag is not None else max(length - pending, 0))

@@ -26,10 +26,13 @@ import httpx
 import jsonschema_rs
 import msgspec
 import pytest
+from prometheus_client import CollectorRegistry
 
 from process_apis.app import create_app as create_process_app
 from process_apis.events import EVENT_JOBS, EventRejectedError
+from process_apis.events.metrics import EventMetrics
 from process_apis.events.sweep import SWEEP_PREFIX
+from process_apis.jobs.queue import JobQueue
 from shared.canonical import encode
 from shared.canonical.crm import BookingStatus
 from shared.events import FIELD, STREAMS, BookingChange, EventType, SourceEvent
@@ -172,12 +175,16 @@ async def process(
     system: httpx.AsyncBaseTransport | None = None,
     **consumer: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, EventPath, EventInbox]]:
-    """The process layer in-process (auth off) over ``system``, its event path and the ledger's inbox."""
+    """The process layer in-process (auth off) over ``system``, its event path and the ledger's inbox.
+
+    Order to cash is off: these tests are about the path itself (``test_order_to_cash`` runs the flow on it).
+    """
     settings = make_settings(
         auth={"enabled": False},
         rate_limit={"enabled": False},
         ledger={"database_url": ledger_url},
         event_consumer={**TIMINGS, **consumer},
+        order_to_cash={"enabled": False},
     )
     app = create_process_app(settings, system)
     async with in_process(app) as client:
@@ -260,6 +267,12 @@ async def test_events_pushed_while_the_consumer_is_down_are_drained_once_it_is_b
     events = [booking(f"1{n:03d}", T0 + timedelta(minutes=n)) for n in range(30)]
     await push(redis, *events, *events[:5])  # five delivered twice
     assert await redis.xlen(STREAMS["crm"]) == 35
+    registry = CollectorRegistry()
+    await EventMetrics(registry).sample(redis, STREAMS, "process", JobQueue(redis, EVENT_JOBS))
+    stream = {"stream": STREAMS["crm"]}
+    assert registry.get_sample_value("finsync_event_stream_length", stream) == 35
+    assert registry.get_sample_value("finsync_event_stream_pending", stream) == 0
+    assert registry.get_sample_value("finsync_event_stream_lag", stream) == 35  # the backlog, none read
     async with process(make_settings, ledger_url) as (_client, _path, inbox):
         await until(lambda: counted(inbox, "processed", 31))
         await until(lambda: drained(redis))
