@@ -9,6 +9,7 @@ from process_apis.controls.controller import ControlsController
 from process_apis.events.runtime import events_runtime
 from process_apis.flows.actuals_to_plan.controller import ActualsToPlanController
 from process_apis.flows.controller import FlowsController
+from process_apis.flows.order_to_cash.runtime import order_to_cash_runtime
 from process_apis.runtime import flows_runtime
 from process_apis.status import get_system_health
 from process_apis.workbench import WorkbenchController
@@ -46,6 +47,7 @@ def create_app(
             get_system_health,
         ],
         below=LayerBelow("system", SystemClient, system_transport),
-        # The event path uses the ledger that flows_runtime opens, so it opens after it.
-        resources=[flows_runtime, events_runtime],
+        # The event path uses the ledger that flows_runtime opens, so it opens after it; order to cash
+        # subscribes to the event path, so it opens last.
+        resources=[flows_runtime, events_runtime, order_to_cash_runtime],
     )

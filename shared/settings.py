@@ -32,6 +32,7 @@ __all__ = (
     "LedgerSettings",
     "LogSettings",
     "MetricsSettings",
+    "OrderToCashSettings",
     "PlanningSandboxSettings",
     "PortSettings",
     "SalesforceSourceConfig",
@@ -608,6 +609,24 @@ class EventConsumerSettings(_Base):
     """Seconds between samples of stream depth, pending entries and lag for ``/metrics``."""
 
 
+class OrderToCashSettings(_Base):
+    """The order-to-cash flow: which sources it joins, and the map it reads legal entities and accounts from."""
+
+    enabled: bool = False
+    """Subscribe the flow to the event path at start. Off (the default), its events are recorded and nothing
+    else: turn it on where its CRM, billing and ERP sources are the company's own."""
+    crm: str = "crm"
+    """The CRM source whose closed-won deals are billed."""
+    billing: str = "billing"
+    """The billing source invoices are created in."""
+    erp: str = "erp"
+    """The ERP source receivables and payments are posted to."""
+    map_version: Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = "v1"
+    """The flow's map (``{maps_dir}/{map_version}.toml``): legal entities and the accounts of a reversal."""
+    maps_dir: str | None = None
+    """A directory of the deployment's own maps; unset: the maps packaged with the flow."""
+
+
 class Settings(_Base):
     """Everything a finsync process can be configured with."""
 
@@ -667,6 +686,8 @@ class Settings(_Base):
     """Pushed source events and their streams."""
     event_consumer: EventConsumerSettings = msgspec.field(default_factory=EventConsumerSettings)
     """The process layer's consumption of the event streams, and its catch-up sweep."""
+    order_to_cash: OrderToCashSettings = msgspec.field(default_factory=OrderToCashSettings)
+    """The order-to-cash flow."""
 
     def below_url(self, layer: LayerName) -> str:
         """Base URL of ``layer``, from its explicit setting or the local port table."""

@@ -11,18 +11,28 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 import httpx
 import msgspec
 
 from shared import errors
 from shared.canonical import (
+    BillingInvoice,
+    BillingInvoiceCreate,
     Booking,
+    Customer,
+    CustomerCreate,
     FiscalPeriod,
+    Invoice,
+    InvoiceCreate,
+    JournalEntry,
+    JournalEntryCreate,
     LegalEntity,
     Load,
     LoadCreate,
+    Payment,
+    PaymentCreate,
     PlanningCell,
     PlanningDimension,
     PlanningMember,
@@ -38,12 +48,16 @@ if TYPE_CHECKING:
 
 __all__ = (
     "BalanceLine",
+    "BillingInvoicePage",
     "BookingPage",
+    "CustomerPage",
+    "InvoicePage",
     "Source",
     "SourceEventPage",
     "SourceHealth",
     "SourcePage",
     "SystemClient",
+    "Written",
 )
 
 T = TypeVar("T")
@@ -105,6 +119,28 @@ class BookingPage(Page[Booking], kw_only=True):
 
     sync_cursor: str | None = None
     """Pass as ``cursor`` later to read what changed since this read."""
+
+
+class CustomerPage(Page[Customer], kw_only=True):
+    """A page of ``ListCustomers``."""
+
+
+class InvoicePage(Page[Invoice], kw_only=True):
+    """A page of ``ListInvoices``."""
+
+
+class BillingInvoicePage(Page[BillingInvoice], kw_only=True):
+    """A page of ``ListBillingInvoices``."""
+
+
+class Written(msgspec.Struct, Generic[T], kw_only=True, frozen=True):
+    """What an idempotent create answered: the record, and whether this call made it (201) or found it (200)."""
+
+    record: T
+    """The record, new or existing."""
+    created: bool
+    """``True`` when this call made it: a 201 that is not the replay of an earlier answer (``Idempotent-Replayed``);
+    ``False`` when the external reference already had its record."""
 
 
 class SourceEventPage(Page[SourceEvent], kw_only=True):
@@ -191,6 +227,78 @@ class SystemClient(LayerClient):
         path = f"/v1/planning/{source}/loads/{load_id}"
         return self._decoded(await self.request("GET", path), Load, path)
 
+    # -- order to cash: the CRM, billing and the ERP's receivables ----------------------------------
+
+    async def booking(self, source: str, booking_id: str) -> Booking:
+        """``GetBooking``: the deal with its lines (``booking_id`` as listed: ``{source}:booking:{Id}``)."""
+        path = f"/v1/crm/{source}/bookings/{booking_id}"
+        return self._decoded(await self.request("GET", path), Booking, path)
+
+    async def billing_customer(self, source: str, code: str) -> Customer:
+        """``GetBillingCustomer`` by its ERP code."""
+        path = f"/v1/billing/{source}/customers/{code}"
+        return self._decoded(await self.request("GET", path), Customer, path)
+
+    async def billing_invoice(self, source: str, invoice_id: str) -> BillingInvoice:
+        """``GetBillingInvoice`` by record id or the platform's own id (``in_…``), as the platform holds it now."""
+        path = f"/v1/billing/{source}/invoices/{invoice_id}"
+        return self._decoded(await self.request("GET", path), BillingInvoice, path)
+
+    async def create_billing_invoice(
+        self, source: str, invoice: BillingInvoiceCreate, idempotency_key: str
+    ) -> Written[BillingInvoice]:
+        """``CreateBillingInvoice``: a draft, or the invoice its ``external_ref`` already made."""
+        return await self._write(f"/v1/billing/{source}/invoices", invoice, idempotency_key, BillingInvoice)
+
+    async def erp_customers(self, source: str) -> list[Customer]:
+        """``ListCustomers``, every page."""
+        return await self.get_every_page(f"/v1/erp/{source}/customers", CustomerPage)
+
+    async def create_erp_customer(
+        self, source: str, customer: CustomerCreate, idempotency_key: str
+    ) -> Written[Customer]:
+        """``CreateCustomer``: the party, or the one its ``external_ref`` already made."""
+        return await self._write(f"/v1/erp/{source}/customers", customer, idempotency_key, Customer)
+
+    async def erp_invoices(self, source: str, entity: str, modified_since: datetime) -> list[Invoice]:
+        """``ListInvoices`` of one entity changed since ``modified_since``, every page."""
+        path = f"/v1/erp/{source}/invoices"
+        items: list[Invoice] = []
+        params: dict[str, str | int] = {
+            "entity": entity,
+            "modified_since": _rfc3339(modified_since),
+            "limit": self.page_size,
+        }
+        while True:
+            page = self._decoded(await self.request("GET", path, params=params), InvoicePage, path)
+            items.extend(page.items)
+            if page.next_cursor is None:
+                return items
+            params = {"entity": entity, "cursor": page.next_cursor, "limit": self.page_size}
+
+    async def erp_invoice(self, source: str, invoice_id: str) -> Invoice:
+        """``GetInvoice``: a receivable by record id."""
+        path = f"/v1/erp/{source}/invoices/{invoice_id}"
+        return self._decoded(await self.request("GET", path), Invoice, path)
+
+    async def post_erp_invoice(
+        self, source: str, invoice: InvoiceCreate, idempotency_key: str
+    ) -> Written[Invoice]:
+        """``PostInvoice``: the posted receivable, or the one its ``external_ref`` already made."""
+        return await self._write(f"/v1/erp/{source}/invoices", invoice, idempotency_key, Invoice)
+
+    async def record_erp_payment(
+        self, source: str, payment: PaymentCreate, idempotency_key: str
+    ) -> Written[Payment]:
+        """``RecordPayment``: the payment settling a receivable, or the one its ``external_ref`` already made."""
+        return await self._write(f"/v1/erp/{source}/payments", payment, idempotency_key, Payment)
+
+    async def post_journal_entry(
+        self, source: str, entry: JournalEntryCreate, idempotency_key: str
+    ) -> Written[JournalEntry]:
+        """``PostJournalEntry``: the posted entry, or the one its ``external_ref`` already made."""
+        return await self._write(f"/v1/erp/{source}/journal-entries", entry, idempotency_key, JournalEntry)
+
     # -- changes, for the catch-up sweep -------------------------------------------------------------
 
     async def booking_changes(
@@ -218,6 +326,18 @@ class SystemClient(LayerClient):
         return self._decoded(await self.request("GET", path, params=params), SourceEventPage, path)
 
     # -- plumbing ----------------------------------------------------------------------------------
+
+    async def _write(self, path: str, body: object, idempotency_key: str, type_: type[T]) -> Written[T]:
+        response = await self.request(
+            "POST",
+            path,
+            content=encode(body),
+            headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key},
+        )
+        replayed = response.headers.get("idempotent-replayed") == "true"
+        return Written(
+            record=self._decoded(response, type_, path), created=response.status_code == 201 and not replayed
+        )
 
     def _decoded(self, response: httpx.Response, type_: type[T], path: str) -> T:
         try:

@@ -51,7 +51,7 @@ FLOWS: tuple[Flow, ...] = (
         description="Closed-won deals to billing invoices to ERP receivables and payments, reconciled daily.",
         source_kinds=["crm", "billing", "erp"],
         sync_model="events, with a daily reconciliation and a catch-up sweep",
-        status="planned",
+        status="available",
     ),
     Flow(
         id="procure-to-pay",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,8 +15,8 @@ import httpx
 import pytest
 
 from shared.auth.local import fetch_token, local_secrets_path, read_local_secrets
-from tests.conftest import start_stack, stop_stack
-from tests.support import processes_with, wait_until
+from tests.conftest import STACK_PORTS, stack_environment, start_stack, stop_stack
+from tests.support import free_port, processes_with, wait_until
 
 if TYPE_CHECKING:
     from tests.erp_fixtures import Erp
@@ -144,9 +146,26 @@ def _pushes_reach_the_system_layer(
     )
 
 
-def test_killing_the_supervisor_takes_its_children_down(tmp_path: Path, erp: Erp) -> None:
+def test_a_second_stack_is_refused_and_killing_the_supervisor_takes_its_children_down(
+    tmp_path: Path, erp: Erp
+) -> None:
     process, _urls, _output = start_stack(tmp_path, erp)
     data_dir = tmp_path / "data"
+    try:
+        # One stack per data dir: a second 'finsync up' there is refused, and leaves the first running.
+        second = subprocess.run(
+            [sys.executable, "-m", "shared.cli", "up"],
+            env=stack_environment(data_dir, {service: free_port() for service in STACK_PORTS}),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 1
+        assert b"already serves" in second.stderr
+        assert process.poll() is None
+    except BaseException:
+        stop_stack(process, data_dir)
+        raise
     postgres, tryton = _postgres_and_tryton(data_dir)
     assert {postgres, tryton} <= set(processes_with(str(data_dir)))
     os.kill(process.pid, signal.SIGKILL)
@@ -154,26 +173,3 @@ def test_killing_the_supervisor_takes_its_children_down(tmp_path: Path, erp: Erp
     assert wait_until(lambda: not processes_with(str(data_dir)), 20), processes_with(str(data_dir))
     assert not _alive(postgres)
     assert not _alive(tryton)
-
-
-def test_a_second_stack_on_the_same_data_dir_is_refused(tmp_path: Path, erp: Erp) -> None:
-    process, _urls, _output = start_stack(tmp_path, erp)
-    try:
-        import subprocess
-        import sys
-
-        from tests.conftest import STACK_PORTS, stack_environment
-        from tests.support import free_port
-
-        ports = {service: free_port() for service in STACK_PORTS}
-        second = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "up"],
-            env=stack_environment(tmp_path / "data", ports),
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        assert second.returncode == 1
-        assert b"already serves" in second.stderr
-    finally:
-        stop_stack(process, tmp_path / "data")
