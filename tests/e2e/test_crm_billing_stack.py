@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from tests.support import wait_until
+
 if TYPE_CHECKING:
     from tests.conftest import LiveStack
 
@@ -69,3 +71,32 @@ def test_crm_and_billing_need_their_scopes(live_stack: LiveStack) -> None:
             assert refused.status_code == 403, refused.text
             assert refused.headers["content-type"].startswith("application/problem+json")
             assert "insufficient_scope" in refused.headers["www-authenticate"]
+
+
+def _processed(metrics: str, event_type: str) -> float:
+    """``finsync_events_processed_total`` of ``event_type`` in a Prometheus exposition."""
+    prefix = f'finsync_events_processed_total{{type="{event_type}"}} '
+    return sum(float(line.removeprefix(prefix)) for line in metrics.splitlines() if line.startswith(prefix))
+
+
+def test_a_deal_changed_in_the_crm_travels_the_event_path_to_the_process_layer(live_stack: LiveStack) -> None:
+    headers = {"Authorization": f"Bearer {live_stack.token('finsync-system')}"}
+    open_deal = httpx.get(
+        f"{live_stack.urls['system']}/v1/crm/crm/bookings",
+        params={"status": "open", "limit": 1},
+        headers=headers,
+        timeout=60,
+    ).json()["items"][0]
+    metrics = f"{live_stack.urls['process']}/metrics"
+    before = _processed(httpx.get(metrics, timeout=10).text, "crm.booking.changed")
+    # The change goes out as an outbound message to the system layer's listener, onto the stream, and is
+    # consumed by the process layer: nothing in between is called by the test.
+    changed = httpx.patch(
+        f"{live_stack.urls['crm_sandbox']}/sandbox/opportunities/{open_deal['source_ref']}",
+        json={"StageName": "Negotiation/Review"},
+        timeout=10,
+    )
+    assert changed.status_code == 200, changed.text
+    assert wait_until(
+        lambda: _processed(httpx.get(metrics, timeout=10).text, "crm.booking.changed") > before, 30
+    ), "the change was not processed by the process layer"
