@@ -9,12 +9,13 @@ is always safe. Every injected fault is counted; so is what the sandbox did
 
 from __future__ import annotations
 
-import random
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
+
+from system_apis.connectors.sandbox_faults import SandboxFaults
 
 __all__ = ("SERVER_ERRORS", "Counters", "FaultConfig", "Faults")
 
@@ -96,27 +97,18 @@ class Counters(msgspec.Struct, kw_only=True):
         }
 
 
-class Faults:
+class Faults(SandboxFaults[FaultConfig, Counters]):
     """The current fault configuration, its random draws, and the counters faults add to."""
 
     def __init__(self, counters: Counters) -> None:
         """No faults; injected ones are counted in ``counters``."""
-        self.counters = counters
-        """Where injected faults are counted."""
-        self.config = FaultConfig()
-        """The current configuration."""
-        self._random = random.Random(0)  # noqa: S311 - reproducible faults, not secrets
+        super().__init__(counters, FaultConfig())
         self._busy_until = 0.0
 
     def configure(self, config: FaultConfig) -> None:
         """Replace the configuration and reseed the draws; the busy window starts now."""
-        self.config = config
-        self._random = random.Random(config.seed)  # noqa: S311
+        super().configure(config)
         self._busy_until = time.monotonic() + config.busy_seconds if config.busy_seconds else 0.0
-
-    def view(self) -> dict[str, Any]:
-        """``GET /sandbox/faults``: the configuration and the fault counters."""
-        return {"config": msgspec.to_builtins(self.config), "counters": self.counters.faults()}
 
     def request_fault(self) -> int | None:
         """The status to answer a ``/2/0`` request with instead of serving it (counted), or ``None``."""

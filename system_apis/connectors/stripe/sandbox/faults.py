@@ -10,11 +10,12 @@ counted; so is what the sandbox did (requests, replays, events, deliveries).
 
 from __future__ import annotations
 
-import random
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
+
+from system_apis.connectors.sandbox_faults import SandboxFaults
 
 __all__ = ("SERVER_ERRORS", "Counters", "FaultConfig", "Faults")
 
@@ -109,25 +110,12 @@ class Counters(msgspec.Struct, kw_only=True):
         }
 
 
-class Faults:
+class Faults(SandboxFaults[FaultConfig, Counters]):
     """The current fault configuration, its random draws, and the counters faults add to."""
 
     def __init__(self, counters: Counters) -> None:
         """No faults; injected ones are counted in ``counters``."""
-        self.counters = counters
-        """Where injected faults are counted."""
-        self.config = FaultConfig()
-        """The current configuration."""
-        self._random = random.Random(0)  # noqa: S311 - reproducible faults, not secrets
-
-    def configure(self, config: FaultConfig) -> None:
-        """Replace the configuration and reseed the draws."""
-        self.config = config
-        self._random = random.Random(config.seed)  # noqa: S311
-
-    def view(self) -> dict[str, Any]:
-        """``GET /sandbox/faults``: the configuration and the fault counters."""
-        return {"config": msgspec.to_builtins(self.config), "counters": self.counters.faults()}
+        super().__init__(counters, FaultConfig())
 
     def request_fault(self) -> int | None:
         """The status to answer a ``/v1`` request with instead of serving it (counted), or ``None``."""
